@@ -1,0 +1,39 @@
+# Two commands: `make up` runs the system, `make test` runs the test suite.
+# Both set up what they need (virtual environment, packages, tag build) idempotently.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: up test setup tag bench clean
+
+up: setup
+	$(BIN)/inlet up
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if [ -f tag/package.json ]; then cd tag && npm test --silent; fi
+
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+setup: $(STAMP) tag
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# The tag is built when it has sources; node_modules is installed from the lockfile once.
+tag:
+	@if [ -f tag/package.json ]; then \
+		cd tag && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; } && npm run build --silent; \
+	fi
+
+clean:
+	rm -rf $(VENV) tag/node_modules tag/dist var

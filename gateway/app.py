@@ -1,0 +1,66 @@
+"""The gateway's ASGI application: routes, and the NATS connection its lifespan owns.
+
+The app is stateless apart from the NATS connection: any number of gateways can run behind a
+balancer. It connects (and declares the streams) before serving, and drains the connection on
+shutdown so that acknowledged publishes are never cut off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.endpoints import collection, health, profile
+from gateway.publish import Publisher
+from gateway.responses import json_response
+from inlet import bus
+from inlet.config import Config, api_token
+
+log = logging.getLogger("inlet.gateway")
+
+
+def create_app(config: Config) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nc = await bus.connect(config, name="inlet-gateway")
+        js = bus.jetstream(nc, config)
+        await bus.ensure_streams(js, config)
+        app.state.nc = nc
+        app.state.js = js
+        app.state.publisher = Publisher(nc, js, config)
+        log.info("Gateway connected to %s.", config.nats.url)
+        try:
+            yield
+        finally:
+            await nc.drain()
+
+    app = Starlette(
+        routes=[
+            Route("/collection/{connection_id}", collection.single, methods=["POST"]),
+            Route("/collection/batch/{connection_id}", collection.batch, methods=["POST"]),
+            Route("/data/core/ups/access/entities", profile.entities, methods=["GET", "DELETE"]),
+            Route("/healthz", health.healthz, methods=["GET"]),
+            Route("/readyz", health.readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        exception_handlers={Exception: _internal_error},
+    )
+    app.state.config = config
+    app.state.api_tokens = [api_token(config)]
+    return app
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug must not leak a stack trace or kill the connection: log it, answer 500 JSON."""
+    log.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return json_response(
+        {"type": "https://inlet.dev/errors/internal", "status": 500, "title": "Internal error",
+         "detail": "the gateway failed to handle this request; it has been logged", "code": "internal"},
+        500,
+    )

@@ -1,0 +1,184 @@
+"""Decode AEP streaming messages straight into Structs, validate, and build bus messages.
+
+The envelope is decoded once with `xdmEntity` kept as `msgspec.Raw`: the XDM bytes go to the
+bus untouched, and only the routing fields (`XdmHead`) are decoded a second time. Every
+failure is a `Rejected` with a stable reason; nothing here raises anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+import msgspec
+
+from inlet.config import Config, Connection, Dataset
+from inlet.messages import Event, Operation, Record
+from inlet.outcomes import Reason, Rejected
+from inlet.xdm import XdmHead, decode_head, identities
+
+
+class SchemaRef(msgspec.Struct, kw_only=True):
+    id: str
+    contentType: str = "application/vnd.adobe.xed-full+json;version=1"
+
+
+class Source(msgspec.Struct, kw_only=True):
+    name: str = ""
+
+
+class Operations(msgspec.Struct, kw_only=True):
+    data: Operation = "create"
+
+
+class Header(msgspec.Struct, kw_only=True):
+    schemaRef: SchemaRef
+    imsOrgId: str
+    datasetId: str
+    source: Source | None = None
+    operations: Operations | None = None
+
+
+class XdmMeta(msgspec.Struct, kw_only=True):
+    schemaRef: SchemaRef | None = None
+
+
+class Body(msgspec.Struct, kw_only=True):
+    xdmEntity: msgspec.Raw
+    xdmMeta: XdmMeta | None = None
+
+
+class StreamingMessage(msgspec.Struct, kw_only=True):
+    header: Header
+    body: Body
+
+
+class Batch(msgspec.Struct, kw_only=True):
+    messages: list[msgspec.Raw]
+
+
+_decode_message = msgspec.json.Decoder(StreamingMessage).decode
+_decode_batch = msgspec.json.Decoder(Batch).decode
+
+
+def decode_batch(data: bytes) -> list[msgspec.Raw]:
+    """The raw messages of a batch; each is decoded on its own so one bad message fails alone."""
+    batch: Batch = _decode(_decode_batch, data)
+    return batch.messages
+
+
+def decode_message(
+    data: bytes, config: Config, connection: Connection, received_ms: int
+) -> Event | Record:
+    """One streaming message → the bus message to publish (or `Rejected`)."""
+    if len(data) > config.http.max_message_bytes:
+        raise Rejected(
+            Reason.message_too_large,
+            f"message is {len(data)} bytes; the limit is {config.http.max_message_bytes}",
+        )
+    message = _decode(_decode_message, data)
+    header = message.header
+    if header.imsOrgId != config.org:
+        raise Rejected(Reason.org_mismatch, f"imsOrgId {header.imsOrgId!r} is not this org")
+    dataset = _dataset(config, connection, header.datasetId)
+    head = _decode(decode_head, message.body.xdmEntity, prefix="$.body.xdmEntity")
+    ids = identities(head)
+    if dataset.profile and not ids:
+        raise Rejected(
+            Reason.missing_identity,
+            f"dataset {dataset.id!r} is enabled for profile; xdmEntity.identityMap needs an identity",
+        )
+    source = connection.id
+    xdm = message.body.xdmEntity
+    if dataset.xdm_class == "experienceevent":
+        return _event(dataset, head, ids, xdm, source, config.org, received_ms)
+    operation = header.operations.data if header.operations else "create"
+    return Record(
+        org=config.org,
+        sandbox=dataset.sandbox,
+        dataset=dataset.id,
+        source=source,
+        message_id=record_id(dataset.id, operation, bytes(xdm)),
+        received_ms=received_ms,
+        operation=operation,
+        identities=ids,
+        xdm=xdm,
+    )
+
+
+def _event(
+    dataset: Dataset,
+    head: XdmHead,
+    ids: list,  # type: ignore[type-arg]
+    xdm: msgspec.Raw,
+    source: str,
+    org: str,
+    received_ms: int,
+) -> Event:
+    if not head.id:
+        raise Rejected(Reason.missing_field, "ExperienceEvent needs xdmEntity._id")
+    if not head.timestamp:
+        raise Rejected(Reason.missing_field, "ExperienceEvent needs xdmEntity.timestamp")
+    return Event(
+        org=org,
+        sandbox=dataset.sandbox,
+        dataset=dataset.id,
+        source=source,
+        message_id=event_id(dataset.sandbox, dataset.id, head.id),
+        received_ms=received_ms,
+        timestamp_ms=parse_timestamp_ms(head.timestamp),
+        event_type=head.eventType or "",
+        identities=ids,
+        xdm=xdm,
+    )
+
+
+def _dataset(config: Config, connection: Connection, dataset_id: str) -> Dataset:
+    dataset = config.dataset(connection.sandbox, dataset_id)
+    if dataset is None:
+        raise Rejected(
+            Reason.unknown_dataset,
+            f"dataset {dataset_id!r} does not exist in sandbox {connection.sandbox!r}",
+        )
+    if connection.datasets and dataset_id not in connection.datasets:
+        raise Rejected(
+            Reason.dataset_not_allowed,
+            f"connection {connection.id!r} may not write dataset {dataset_id!r}",
+        )
+    return dataset
+
+
+def event_id(sandbox: str, dataset: str, xdm_id: str) -> str:
+    """The `Nats-Msg-Id` of an event: its XDM `_id`, scoped so tenants never collide."""
+    return f"{sandbox}/{dataset}/{xdm_id}"
+
+
+def record_id(dataset: str, operation: str, xdm: bytes) -> str:
+    """Records have no required id: the same bytes sent twice are the same write."""
+    digest = hashlib.blake2b(xdm, digest_size=16, person=b"inlet-record")
+    digest.update(dataset.encode() + b"\0" + operation.encode())
+    return f"r/{digest.hexdigest()}"
+
+
+def parse_timestamp_ms(value: str) -> int:
+    """ISO 8601 with an offset (XDM `date-time`) → epoch milliseconds."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Rejected(
+            Reason.invalid_timestamp, f"timestamp {value!r} is not an ISO 8601 date-time"
+        ) from None
+    if moment.tzinfo is None:
+        raise Rejected(Reason.invalid_timestamp, f"timestamp {value!r} needs a UTC offset or Z")
+    return int(moment.timestamp() * 1000)
+
+
+def _decode(decoder, data: bytes | msgspec.Raw, prefix: str = "$"):  # type: ignore[no-untyped-def]
+    try:
+        return decoder(data)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        reason = Reason.missing_field if "missing required field" in message else Reason.invalid_message
+        raise Rejected(reason, message.replace("`$", f"`{prefix}", 1)) from None
+    except msgspec.DecodeError as exc:
+        raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None

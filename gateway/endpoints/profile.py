@@ -1,0 +1,238 @@
+"""Profile access API: `GET`/`DELETE /data/core/ups/access/entities`, AEP's field names.
+
+Reads are asked of the profile workers over NATS request/reply (`inlet.lookups`); deletes are
+published to the stream as commands, so a delete is ordered with the events that preceded it.
+The sandbox comes from the `x-sandbox-name` header (AEP's), default `prod`.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import auth
+from gateway.responses import json_response, problem
+from inlet import lookups, subjects
+from inlet.config import Config
+from inlet.messages import DeleteProfile
+from inlet.outcomes import Reason, Rejected
+from inlet.xdm import Identity, normalise_namespace, normalise_value
+
+PROFILE_SCHEMA = "_xdm.context.profile"
+EVENT_SCHEMA = "_xdm.context.experienceevent"
+MAX_LIMIT = 1000
+
+
+class MergePolicyRef(msgspec.Struct):
+    id: str
+
+
+class Entity(msgspec.Struct, kw_only=True):
+    entityId: str
+    mergePolicy: MergePolicyRef
+    sources: list[str]
+    identityGraph: list[str]
+    entity: msgspec.Raw
+    lastModifiedAt: str
+
+
+class Child(msgspec.Struct, kw_only=True):
+    relatedEntityId: str
+    entityId: str
+    timestamp: int
+    entity: msgspec.Raw
+
+
+class Page(msgspec.Struct, kw_only=True):
+    orderby: str
+    start: str
+    count: int
+    next: str
+
+
+class Link(msgspec.Struct):
+    href: str
+
+
+class EventsPage(msgspec.Struct, kw_only=True):
+    _page: Page = msgspec.field(name="_page")
+    children: list[Child]
+    _links: dict[str, Link] = msgspec.field(name="_links")
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def _sandbox(request: Request) -> str:
+    return request.headers.get("x-sandbox-name", "prod")
+
+
+def _int(request: Request, name: str, default: int | None = None) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise Rejected(Reason.invalid_parameter, f"{name} must be an integer, got {value!r}") from None
+
+
+def _identity(request: Request, id_param: str, ns_param: str) -> tuple[Identity | None, str | None]:
+    """(identity, None) for entityId + entityIdNS; (None, profile id) for entityId alone."""
+    value = request.query_params.get(id_param, "")
+    if not value:
+        raise Rejected(Reason.invalid_parameter, f"{id_param} is required")
+    ns = request.query_params.get(ns_param, "")
+    if not ns:
+        return None, value
+    ns = normalise_namespace(ns)
+    return Identity(ns, normalise_value(ns, value)), None
+
+
+async def _ask(request: Request, lookup: lookups.Lookup) -> lookups.Answer:
+    state = request.app.state
+    config: Config = state.config
+    if not state.nc.is_connected:
+        raise Rejected(Reason.unavailable, "the event bus is unreachable", 5)
+    try:
+        reply = await state.nc.request(
+            subjects.PROFILE_QUERY, lookups.encode(lookup), timeout=config.profile.query_timeout
+        )
+    except Exception as exc:
+        raise Rejected(Reason.unavailable, f"no profile worker answered ({type(exc).__name__})", 5) from None
+    answer = lookups.decode_answer(reply.data)
+    if isinstance(answer, lookups.NotFound):
+        raise Rejected(Reason.not_found, answer.detail)
+    if isinstance(answer, lookups.Refused):
+        raise Rejected(Reason(answer.code), answer.detail)
+    return answer
+
+
+async def entities(request: Request) -> Response:
+    state = request.app.state
+    config: Config = state.config
+    try:
+        auth.require_token(request, state.api_tokens)
+        schema = request.query_params.get("schema.name", "")
+        if request.method == "DELETE":
+            return await _delete(request, config)
+        if schema == PROFILE_SCHEMA:
+            return await _profile(request, config)
+        if schema == EVENT_SCHEMA:
+            return await _events(request, config)
+        raise Rejected(
+            Reason.invalid_parameter,
+            f"schema.name must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}, got {schema!r}",
+        )
+    except Rejected as rejected:
+        return problem(rejected)
+
+
+async def _profile(request: Request, config: Config) -> Response:
+    identity, profile_id = _identity(request, "entityId", "entityIdNS")
+    fields = [f for f in request.query_params.get("fields", "").split(",") if f]
+    answer = await _ask(
+        request,
+        lookups.ProfileLookup(
+            org=config.org,
+            sandbox=_sandbox(request),
+            identity=identity,
+            profile_id=profile_id,
+            fields=fields,
+            merge_policy=request.query_params.get("mergePolicyId") or None,
+        ),
+    )
+    assert isinstance(answer, lookups.ProfileView)
+    body: dict[str, Any] = {
+        answer.profile_id: Entity(
+            entityId=answer.profile_id,
+            mergePolicy=MergePolicyRef(answer.merge_policy),
+            sources=answer.sources,
+            identityGraph=answer.identities,
+            entity=answer.entity,
+            lastModifiedAt=_iso(answer.last_modified_ms),
+        )
+    }
+    return json_response(body)
+
+
+async def _events(request: Request, config: Config) -> Response:
+    related = request.query_params.get("relatedSchema.name", "")
+    if related != PROFILE_SCHEMA:
+        raise Rejected(Reason.invalid_parameter, f"relatedSchema.name must be {PROFILE_SCHEMA}")
+    identity, profile_id = _identity(request, "relatedEntityId", "relatedEntityIdNS")
+    orderby = request.query_params.get("orderby", "-timestamp")
+    if orderby not in ("-timestamp", "timestamp"):
+        raise Rejected(Reason.invalid_parameter, "orderby must be timestamp or -timestamp")
+    limit = _int(request, "limit", 100)
+    assert limit is not None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Rejected(Reason.invalid_parameter, f"limit must be between 1 and {MAX_LIMIT}")
+    answer = await _ask(
+        request,
+        lookups.EventsLookup(
+            org=config.org,
+            sandbox=_sandbox(request),
+            identity=identity,
+            profile_id=profile_id,
+            start_ms=_int(request, "startTime"),
+            end_ms=_int(request, "endTime"),
+            limit=limit,
+            newest_first=orderby == "-timestamp",
+            after=request.query_params.get("start") or None,
+        ),
+    )
+    assert isinstance(answer, lookups.EventsView)
+    links: dict[str, Link] = {}
+    if answer.next:
+        params = dict(request.query_params)
+        params["start"] = answer.next
+        links["next"] = Link(f"{request.url.path}?{urlencode(params)}")
+    page = EventsPage(
+        _page=Page(
+            orderby=orderby,
+            start=answer.events[0].event_id if answer.events else "",
+            count=len(answer.events),
+            next=answer.next or "",
+        ),
+        children=[
+            Child(
+                relatedEntityId=answer.profile_id,
+                entityId=e.event_id,
+                timestamp=e.timestamp_ms,
+                entity=e.entity,
+            )
+            for e in answer.events
+        ],
+        _links=links,
+    )
+    return json_response(page)
+
+
+async def _delete(request: Request, config: Config) -> Response:
+    identity, _ = _identity(request, "entityId", "entityIdNS")
+    if identity is None:
+        raise Rejected(Reason.invalid_parameter, "DELETE needs entityId and entityIdNS")
+    received_ms = int(time.time() * 1000)
+    command = DeleteProfile(
+        org=config.org,
+        sandbox=_sandbox(request),
+        message_id=f"d/{identity.key}/{received_ms}",
+        received_ms=received_ms,
+        identity=identity,
+    )
+    (outcome,) = await request.app.state.publisher.publish([command])
+    if isinstance(outcome, Rejected):
+        raise outcome
+    return json_response(
+        {"status": "accepted", "entityId": identity.id, "entityIdNS": identity.ns}, 202
+    )

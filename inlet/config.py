@@ -1,0 +1,251 @@
+"""The one configuration object: defaults in code, a TOML file over them, environment over both.
+
+Every process (gateway, workers, the `inlet up` supervisor) loads the same `Config`, so a
+setting means one thing everywhere. Config Structs forbid unknown fields: a typo in the TOML
+file fails start-up naming the key, instead of being silently ignored.
+
+Precedence, lowest first: the defaults below, the file named by `INLET_CONFIG` (else
+`./inlet.toml` when it exists), then the `INLET_*` environment variables in `ENVIRONMENT`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+SECONDS = 1.0
+MINUTES = 60 * SECONDS
+KIB = 1024
+MIB = 1024 * KIB
+
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+
+DatasetClass = Literal["profile", "experienceevent"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key."""
+
+
+class Http(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    # Per message and per request, as in AEP's streaming docs (413 past them).
+    max_message_bytes: Positive = 1 * MIB
+    max_request_bytes: Positive = 16 * MIB
+    max_batch_messages: Positive = 10_000
+    # Hypercorn closes a connection after this many requests; its default (1,000) makes
+    # every busy HTTP/2 client reconnect constantly.
+    keep_alive_max_requests: Positive = 1_000_000
+
+
+class Nats(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Empty: `inlet up` starts an embedded nats-server and fills this in for its children.
+    url: str = ""
+    stream: Name = "INGEST"
+    # Number of subject partitions; profile shards own ranges of them.
+    partitions: Positive = 16
+    # A client retry inside this window is stored once (JetStream `Nats-Msg-Id` dedupe).
+    duplicate_window: PositiveSeconds = 10 * MINUTES
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    publish_timeout: PositiveSeconds = 5 * SECONDS
+    # Unacknowledged publishes allowed in flight; past it the gateway answers 503.
+    max_pending_publishes: Positive = 20_000
+
+
+class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    shards: Positive = 1
+    batch: Positive = 500
+    # How long a fetched, unacknowledged message waits before redelivery: the delay after a
+    # worker crash. A batch commits in milliseconds, so this can be short.
+    ack_wait: PositiveSeconds = 10 * SECONDS
+    # Applied message ids are remembered this long; must exceed the redelivery horizon.
+    applied_ttl: PositiveSeconds = 7 * 24 * 60 * MINUTES
+    map_size_bytes: Positive = 8 * 1024 * MIB
+    query_timeout: PositiveSeconds = 5 * SECONDS
+
+
+class Lake(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    roll_interval: PositiveSeconds = 60 * SECONDS
+    max_rows: Positive = 50_000
+    batch: Positive = 1_000
+
+
+class Connection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A streaming connection (`/collection/{id}`): who may send, into which datasets."""
+
+    id: Name
+    sandbox: Name = "prod"
+    authenticated: bool = False
+    tokens: list[str] = []
+    # Empty: any dataset of the sandbox.
+    datasets: list[Name] = []
+
+
+class Datastream(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An Edge Network datastream (`configId`): browser and app traffic."""
+
+    id: Name
+    sandbox: Name = "prod"
+    dataset: Name = "demo-events"
+    origins: list[str] = []
+
+
+class Dataset(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: Name
+    sandbox: Name = "prod"
+    # The XDM class of its records: it decides whether a message is an event or a record.
+    xdm_class: DatasetClass = msgspec.field(name="class", default="experienceevent")
+    profile: bool = True
+
+
+class MergePolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: Name
+    name: str = ""
+    sandbox: Name = "prod"
+    identity_graph: Literal["pdg", "none"] = "pdg"
+    attribute_merge: Literal["timestampOrdered", "dataSetPrecedence"] = "timestampOrdered"
+    order: list[Name] = []
+    default: bool = False
+
+
+def _default_connections() -> list[Connection]:
+    return [Connection(id="demo")]
+
+
+def _default_datastreams() -> list[Datastream]:
+    return [Datastream(id="demo", origins=["http://localhost:*", "https://shop.example"])]
+
+
+def _default_datasets() -> list[Dataset]:
+    return [
+        Dataset(id="demo-profiles", xdm_class="profile"),
+        Dataset(id="demo-events", xdm_class="experienceevent"),
+    ]
+
+
+def _default_merge_policies() -> list[MergePolicy]:
+    return [MergePolicy(id="default", name="Timestamp ordered", default=True)]
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    org: str = "DEMO@AdobeOrg"
+    data_dir: str = "var"
+    api_token: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http: Http = msgspec.field(default_factory=Http)
+    nats: Nats = msgspec.field(default_factory=Nats)
+    profile: Profile = msgspec.field(default_factory=Profile)
+    lake: Lake = msgspec.field(default_factory=Lake)
+    connections: list[Connection] = msgspec.field(default_factory=_default_connections)
+    datastreams: list[Datastream] = msgspec.field(default_factory=_default_datastreams)
+    datasets: list[Dataset] = msgspec.field(default_factory=_default_datasets)
+    merge_policies: list[MergePolicy] = msgspec.field(default_factory=_default_merge_policies)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+    def connection(self, connection_id: str) -> Connection | None:
+        return next((c for c in self.connections if c.id == connection_id), None)
+
+    def dataset(self, sandbox: str, dataset_id: str) -> Dataset | None:
+        return next((d for d in self.datasets if d.id == dataset_id and d.sandbox == sandbox), None)
+
+    def datastream(self, datastream_id: str) -> Datastream | None:
+        return next((d for d in self.datastreams if d.id == datastream_id), None)
+
+
+# Environment variable → (section, key). The README documents this table.
+ENVIRONMENT: dict[str, tuple[str | None, str]] = {
+    "INLET_HTTP_HOST": ("http", "host"),
+    "INLET_HTTP_PORT": ("http", "port"),
+    "INLET_DATA_DIR": (None, "data_dir"),
+    "INLET_NATS_URL": ("nats", "url"),
+    "INLET_API_TOKEN": (None, "api_token"),
+    "INLET_ORG": (None, "org"),
+    "INLET_LOG_LEVEL": (None, "log_level"),
+    "INLET_PARTITIONS": ("nats", "partitions"),
+    "INLET_LAKE_ROLL_INTERVAL": ("lake", "roll_interval"),
+}
+
+
+def load(environ: dict[str, str] | None = None) -> Config:
+    """Build the config from file and environment, failing loudly by key."""
+    env = dict(os.environ if environ is None else environ)
+    raw: dict[str, object] = {}
+    path = env.get("INLET_CONFIG") or ("inlet.toml" if Path("inlet.toml").is_file() else "")
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    for var, (section, key) in ENVIRONMENT.items():
+        if var in env:
+            target = raw if section is None else raw.setdefault(section, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"config section [{section}] must be a table")
+            target[key] = env[var]
+    try:
+        config = msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    """Cross-field rules that a type alone cannot express."""
+    for kind, items in (
+        ("connection", config.connections),
+        ("datastream", config.datastreams),
+        ("merge policy", config.merge_policies),
+    ):
+        ids = [i.id for i in items]
+        if len(ids) != len(set(ids)):
+            raise ConfigError(f"duplicate {kind} id in {sorted(ids)}")
+    keys = [(d.sandbox, d.id) for d in config.datasets]
+    if len(keys) != len(set(keys)):
+        raise ConfigError("duplicate dataset id within a sandbox")
+    for c in config.connections:
+        if c.authenticated and not c.tokens:
+            raise ConfigError(f"connections.{c.id}: authenticated connection needs tokens")
+        for d in c.datasets:
+            if config.dataset(c.sandbox, d) is None:
+                raise ConfigError(f"connections.{c.id}.datasets: unknown dataset {d!r}")
+    for s in config.datastreams:
+        if config.dataset(s.sandbox, s.dataset) is None:
+            raise ConfigError(f"datastreams.{s.id}.dataset: unknown dataset {s.dataset!r}")
+    sandboxes = {d.sandbox for d in config.datasets}
+    for sandbox in sandboxes:
+        defaults = [p for p in config.merge_policies if p.sandbox == sandbox and p.default]
+        if len(defaults) > 1:
+            raise ConfigError(f"merge_policies: more than one default in sandbox {sandbox!r}")
+    if config.profile.shards > config.nats.partitions:
+        raise ConfigError("profile.shards cannot exceed nats.partitions")
+
+
+def api_token(config: Config) -> str:
+    """The profile API token: configured, else a dev token kept in the data directory.
+
+    A random token per data directory means a fresh `make up` is never open to the network
+    with a well-known secret, while the token stays stable across restarts.
+    """
+    if config.api_token:
+        return config.api_token
+    path = config.data_path / "api-token"
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = "dev-" + secrets.token_urlsafe(24)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token

@@ -1,0 +1,75 @@
+"""Profile lookups: the request/reply contract between the gateway and the profile workers.
+
+The gateway stays stateless: it asks on `inlet.query.profile` and the worker that owns the
+LMDB store answers from a read transaction. Reads never wait for writes (LMDB readers see the
+last committed batch), so a lookup costs one NATS round trip plus microseconds of LMDB.
+Writes (deletes) do not travel here: they go through the stream, in order with the events.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from inlet.xdm import Identity
+
+
+class ProfileLookup(msgspec.Struct, kw_only=True, tag="profile", tag_field="kind"):
+    org: str
+    sandbox: str
+    identity: Identity | None = None
+    profile_id: str | None = None
+    fields: list[str] = []
+    merge_policy: str | None = None
+
+
+class EventsLookup(msgspec.Struct, kw_only=True, tag="events", tag_field="kind"):
+    org: str
+    sandbox: str
+    identity: Identity | None = None
+    profile_id: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    limit: int = 100
+    newest_first: bool = True
+    # Opaque position after which the next page starts (from a previous answer's `next`).
+    after: str | None = None
+
+
+Lookup = ProfileLookup | EventsLookup
+
+
+class ProfileView(msgspec.Struct, kw_only=True, tag="profile", tag_field="kind"):
+    profile_id: str
+    entity: msgspec.Raw
+    identities: list[str]
+    sources: list[str]
+    last_modified_ms: int
+    merge_policy: str
+
+
+class EventView(msgspec.Struct, kw_only=True):
+    event_id: str
+    timestamp_ms: int
+    entity: msgspec.Raw
+
+
+class EventsView(msgspec.Struct, kw_only=True, tag="events", tag_field="kind"):
+    profile_id: str
+    events: list[EventView]
+    next: str | None = None
+
+
+class NotFound(msgspec.Struct, kw_only=True, tag="not_found", tag_field="kind"):
+    detail: str
+
+
+class Refused(msgspec.Struct, kw_only=True, tag="error", tag_field="kind"):
+    code: str
+    detail: str
+
+
+Answer = ProfileView | EventsView | NotFound | Refused
+
+encode = msgspec.json.Encoder().encode
+decode_lookup = msgspec.json.Decoder(Lookup).decode
+decode_answer = msgspec.json.Decoder(Answer).decode

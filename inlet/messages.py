@@ -1,0 +1,73 @@
+"""What travels on the bus: one message per accepted XDM record or event.
+
+The gateway decodes and validates once, then publishes a `BusMessage`; every consumer decodes
+the same tagged union. The original XDM document rides along as `msgspec.Raw`, byte for byte,
+so the lake stores exactly what the sender sent and no consumer pays to re-encode it.
+
+Schema evolution follows msgspec's rules: new fields get defaults, tags never change meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from inlet.xdm import Identity
+
+Operation = Literal["create", "merge", "delete"]
+
+
+class Event(msgspec.Struct, kw_only=True, tag="event", tag_field="kind", gc=False):
+    """An XDM ExperienceEvent."""
+
+    org: str
+    sandbox: str
+    dataset: str
+    source: str  # connection id or datastream id
+    message_id: str
+    received_ms: int
+    timestamp_ms: int
+    event_type: str = ""
+    identities: list[Identity] = []
+    xdm: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+class Record(msgspec.Struct, kw_only=True, tag="record", tag_field="kind", gc=False):
+    """An XDM profile record: replaces (`create`), patches (`merge`) or removes (`delete`)
+    the fragment its dataset holds for the profile."""
+
+    org: str
+    sandbox: str
+    dataset: str
+    source: str
+    message_id: str
+    received_ms: int
+    operation: Operation = "create"
+    identities: list[Identity] = []
+    xdm: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+class DeleteProfile(msgspec.Struct, kw_only=True, tag="delete_profile", tag_field="kind"):
+    """Remove the profile that owns `identity` from the profile store (not lake, not graph)."""
+
+    org: str
+    sandbox: str
+    message_id: str
+    received_ms: int
+    identity: Identity
+
+
+BusMessage = Event | Record | DeleteProfile
+
+encode = msgspec.json.Encoder().encode
+decode = msgspec.json.Decoder(BusMessage).decode
+
+
+def kind_of(message: BusMessage) -> str:
+    """The subject token of a message's kind (see `inlet.subjects`)."""
+    if isinstance(message, Event):
+        return "event"
+    if isinstance(message, Record):
+        return "record"
+    return "command"

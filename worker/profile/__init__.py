@@ -1,0 +1,62 @@
+"""The profile worker: consumes `INGEST` into the LMDB profile store and answers lookups.
+
+One worker per shard; shard `i` of `profile.shards` owns a contiguous range of subject
+partitions (durable consumer `profile-<i>`) and keeps its store under
+`<data dir>/profile/<i>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from nats.aio.msg import Msg
+
+from inlet import bus, subjects
+from inlet.config import Config
+from worker import consume
+from worker.profile.apply import Applier
+from worker.profile.handler import ProfileHandler
+from worker.profile.lookup import Lookups
+from worker.profile.store import Store
+
+log = logging.getLogger("inlet.worker.profile")
+
+
+async def main(config: Config, shard: int = 0) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    store = Store(config.data_path / "profile" / str(shard), config.profile.map_size_bytes)
+    nc = await bus.connect(config, name=f"inlet-profile-{shard}")
+    js = bus.jetstream(nc, config)
+    await bus.ensure_streams(js, config)
+    name = f"profile-{shard}"
+    await consume.ensure_consumer(
+        js,
+        config.nats.stream,
+        consume.durable(
+            name,
+            ack_wait=config.profile.ack_wait,
+            max_ack_pending=config.profile.batch * 4,
+            filter_subjects=subjects.shard_filters(shard, config.profile.shards, config.nats.partitions),
+        ),
+    )
+    answers = Lookups(store, config)
+
+    async def on_lookup(msg: Msg) -> None:
+        await msg.respond(answers.answer(msg.data))
+
+    lookup_sub = await nc.subscribe(subjects.PROFILE_QUERY, queue="profile", cb=on_lookup)
+    handler = ProfileHandler(js, Applier(store, int(config.profile.applied_ttl * 1000)), name)
+    log.info("Profile worker %d consuming %s.", shard, config.nats.stream)
+    try:
+        await consume.run(js, config.nats.stream, name, handler, config.profile.batch, stop)
+    finally:
+        await lookup_sub.unsubscribe()
+        await nc.drain()
+        store.close()
+        log.info("Profile worker %d stopped.", shard)
