@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.endpoints import collection, health, profile
+from gateway.endpoints import collection, edge, health, profile
+from gateway.enrich import ClientAddress
 from gateway.publish import Publisher
 from gateway.responses import json_response
 from inlet import bus
@@ -45,6 +46,8 @@ def create_app(config: Config) -> Starlette:
             Route("/collection/{connection_id}", collection.single, methods=["POST"]),
             Route("/collection/batch/{connection_id}", collection.batch, methods=["POST"]),
             Route("/data/core/ups/access/entities", profile.entities, methods=["GET", "DELETE"]),
+            Route("/ee/{path:path}", edge.edge, methods=["POST"]),
+            Route("/ee/{path:path}", edge.preflight, methods=["OPTIONS"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
         ],
@@ -53,6 +56,7 @@ def create_app(config: Config) -> Starlette:
     )
     app.state.config = config
     app.state.api_tokens = [api_token(config)]
+    app.state.client_address = ClientAddress(config.edge)
     return app
 
 

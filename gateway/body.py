@@ -2,9 +2,13 @@
 
 The limit is enforced on `Content-Length` when present and again while streaming (a client
 may lie or use chunked encoding), so an oversized body costs at most `limit` bytes of memory.
+A gzip body (`Content-Encoding: gzip`) is inflated with the same limit on its output, so a
+small bomb cannot expand past it.
 """
 
 from __future__ import annotations
+
+import zlib
 
 from starlette.requests import Request
 
@@ -24,7 +28,26 @@ async def read(request: Request, limit: int, reason: Reason = Reason.request_too
         if size > limit:
             raise Rejected(reason, f"body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    data = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return data
+    if encoding not in ("gzip", "x-gzip"):
+        raise Rejected(Reason.unsupported_media_type, f"content encoding {encoding!r} is not supported")
+    return inflate(data, limit, reason)
+
+
+def inflate(data: bytes, limit: int, reason: Reason) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise Rejected(Reason.malformed_json, f"gzip body is corrupt: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise Rejected(reason, f"inflated body exceeds the limit of {limit} bytes")
+    if not inflater.eof:
+        raise Rejected(Reason.malformed_json, "gzip body is truncated")
+    return out
 
 
 def require_json(request: Request) -> None:

@@ -92,7 +92,7 @@ def decode_message(
     xdm = message.body.xdmEntity
     if dataset.xdm_class == "experienceevent":
         return _event(dataset, head, ids, xdm, source, config.org, received_ms)
-    operation = header.operations.data if header.operations else "create"
+    operation: Operation = header.operations.data if header.operations else "create"
     return Record(
         org=config.org,
         sandbox=dataset.sandbox,

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "lake":
         from worker.lake.cli import main as lake_cli
 
-        return lake_cli(args.args, config)
+        return int(lake_cli(args.args, config))
     return 0
 
 

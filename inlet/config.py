@@ -10,6 +10,7 @@ Precedence, lowest first: the defaults below, the file named by `INLET_CONFIG` (
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -79,6 +80,21 @@ class Lake(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     batch: Positive = 1_000
 
 
+class Edge(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The Edge Network endpoints (`/ee/...`) that browsers and apps call."""
+
+    # HMAC key for device-id values; every gateway of a deployment needs the same one.
+    # Empty: a random key kept in `<data dir>/identity-secret`.
+    identity_secret: str = ""
+    # Peers whose client-address header is believed (addresses or CIDR networks).
+    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    client_address_header: str = "x-forwarded-for"
+    max_request_bytes: Positive = 256 * KIB
+    max_events: Positive = 100
+    # Returned as a `locationHint:result`; the Web SDK then adds it as a path segment.
+    location_hint: str = ""
+
+
 class Connection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A streaming connection (`/collection/{id}`): who may send, into which datasets."""
 
@@ -145,6 +161,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     nats: Nats = msgspec.field(default_factory=Nats)
     profile: Profile = msgspec.field(default_factory=Profile)
     lake: Lake = msgspec.field(default_factory=Lake)
+    edge: Edge = msgspec.field(default_factory=Edge)
     connections: list[Connection] = msgspec.field(default_factory=_default_connections)
     datastreams: list[Datastream] = msgspec.field(default_factory=_default_datastreams)
     datasets: list[Dataset] = msgspec.field(default_factory=_default_datasets)
@@ -175,6 +192,7 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "INLET_LOG_LEVEL": (None, "log_level"),
     "INLET_PARTITIONS": ("nats", "partitions"),
     "INLET_LAKE_ROLL_INTERVAL": ("lake", "roll_interval"),
+    "INLET_IDENTITY_SECRET": ("edge", "identity_secret"),
 }
 
 
@@ -222,13 +240,21 @@ def _check(config: Config) -> None:
             if config.dataset(c.sandbox, d) is None:
                 raise ConfigError(f"connections.{c.id}.datasets: unknown dataset {d!r}")
     for s in config.datastreams:
-        if config.dataset(s.sandbox, s.dataset) is None:
+        dataset = config.dataset(s.sandbox, s.dataset)
+        if dataset is None:
             raise ConfigError(f"datastreams.{s.id}.dataset: unknown dataset {s.dataset!r}")
+        if dataset.xdm_class != "experienceevent":
+            raise ConfigError(f"datastreams.{s.id}.dataset: {s.dataset!r} is not an experienceevent dataset")
     sandboxes = {d.sandbox for d in config.datasets}
     for sandbox in sandboxes:
         defaults = [p for p in config.merge_policies if p.sandbox == sandbox and p.default]
         if len(defaults) > 1:
             raise ConfigError(f"merge_policies: more than one default in sandbox {sandbox!r}")
+    for proxy in config.edge.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"edge.trusted_proxies: {proxy!r} is not an address or network") from None
     if config.profile.shards > config.nats.partitions:
         raise ConfigError("profile.shards cannot exceed nats.partitions")
 
@@ -239,13 +265,20 @@ def api_token(config: Config) -> str:
     A random token per data directory means a fresh `make up` is never open to the network
     with a well-known secret, while the token stays stable across restarts.
     """
-    if config.api_token:
-        return config.api_token
-    path = config.data_path / "api-token"
+    return config.api_token or _kept_secret(config, "api-token", "dev-")
+
+
+def identity_secret(config: Config) -> bytes:
+    """The key that signs device-id values (see `gateway.device_id`)."""
+    return (config.edge.identity_secret or _kept_secret(config, "identity-secret")).encode()
+
+
+def _kept_secret(config: Config, name: str, prefix: str = "") -> str:
+    path = config.data_path / name
     if path.is_file():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = "dev-" + secrets.token_urlsafe(24)
-    path.write_text(token + "\n")
+    value = prefix + secrets.token_urlsafe(24)
+    path.write_text(value + "\n")
     path.chmod(0o600)
-    return token
+    return value

@@ -31,6 +31,8 @@ class Event(msgspec.Struct, kw_only=True, tag="event", tag_field="kind", gc=Fals
     event_type: str = ""
     identities: list[Identity] = []
     xdm: msgspec.Raw = msgspec.Raw(b"{}")
+    # Free-form `data` of an Edge Network event (not XDM), kept beside it for the lake.
+    data: msgspec.Raw | None = None
 
 
 class Record(msgspec.Struct, kw_only=True, tag="record", tag_field="kind", gc=False):

@@ -19,6 +19,8 @@ class Reason(str, Enum):
     org_mismatch = "org_mismatch"
     unknown_connection = "unknown_connection"
     unknown_dataset = "unknown_dataset"
+    unknown_datastream = "unknown_datastream"
+    origin_not_allowed = "origin_not_allowed"
     dataset_not_allowed = "dataset_not_allowed"
     message_too_large = "message_too_large"
     request_too_large = "request_too_large"
@@ -43,6 +45,8 @@ STATUS: dict[Reason, int] = {
     Reason.org_mismatch: 400,
     Reason.unknown_connection: 404,
     Reason.unknown_dataset: 400,
+    Reason.unknown_datastream: 400,
+    Reason.origin_not_allowed: 403,
     Reason.dataset_not_allowed: 403,
     Reason.message_too_large: 413,
     Reason.request_too_large: 413,
@@ -66,6 +70,8 @@ TITLE: dict[Reason, str] = {
     Reason.org_mismatch: "Organization mismatch",
     Reason.unknown_connection: "Unknown connection",
     Reason.unknown_dataset: "Unknown dataset",
+    Reason.unknown_datastream: "Unknown datastream",
+    Reason.origin_not_allowed: "Origin not allowed for this datastream",
     Reason.dataset_not_allowed: "Dataset not allowed for this connection",
     Reason.message_too_large: "Message too large",
     Reason.request_too_large: "Request too large",

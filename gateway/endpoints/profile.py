@@ -109,7 +109,7 @@ async def _ask(request: Request, lookup: lookups.Lookup) -> lookups.Answer:
         )
     except Exception as exc:
         raise Rejected(Reason.unavailable, f"no profile worker answered ({type(exc).__name__})", 5) from None
-    answer = lookups.decode_answer(reply.data)
+    answer: lookups.Answer = lookups.decode_answer(reply.data)
     if isinstance(answer, lookups.NotFound):
         raise Rejected(Reason.not_found, answer.detail)
     if isinstance(answer, lookups.Refused):

@@ -51,3 +51,8 @@ def test_dev_api_token_is_random_and_stable_per_data_dir(tmp_path: Path) -> None
     assert api_token(config) == first
     assert api_token(Config(data_dir=str(tmp_path / "other"))) != first
     assert api_token(Config(data_dir=str(tmp_path), api_token="set")) == "set"
+
+
+def test_the_example_file_is_the_default() -> None:
+    example = load({"INLET_CONFIG": str(Path(__file__).parents[3] / "inlet.example.toml")})
+    assert example == load({})
