@@ -77,8 +77,10 @@ class Lookups:
         gid = self._gid(txn, q.sandbox, q.identity, q.profile_id)
         if isinstance(gid, lookups.NotFound):
             return gid
-        graph = decode_graph(txn.get(gid, db=self.store.graph))
-        meta = decode_meta(txn.get(gid, db=self.store.profile))
+        raw_graph, raw_meta = txn.get(gid, db=self.store.graph), txn.get(gid, db=self.store.profile)
+        if raw_graph is None or raw_meta is None:
+            return lookups.NotFound(detail=f"profile {gid.hex()} is gone")
+        graph, meta = decode_graph(raw_graph), decode_meta(raw_meta)
         frags = fragments.read(txn, self.store, gid)
         leaves = merge.select(merge.merge(frags, policy), q.fields)
         entity: dict[str, Any] = fragments.unflatten(leaves)

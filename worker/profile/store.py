@@ -115,7 +115,7 @@ def prefix_items(txn: lmdb.Transaction, db: Any, prefix: bytes) -> list[tuple[by
     if not cursor.set_range(prefix):
         return out
     for key, value in cursor:
-        if not key.startswith(prefix):
+        if not bytes(key).startswith(prefix):
             break
         out.append((bytes(key), bytes(value)))
     return out
