@@ -15,7 +15,7 @@ import msgspec
 from inlet.config import Config, Connection, Dataset
 from inlet.messages import Event, Operation, Record
 from inlet.outcomes import Reason, Rejected
-from inlet.xdm import XdmHead, decode_head, identities
+from inlet.xdm import XdmHead, decode_head, identities, namespaces
 
 
 class SchemaRef(msgspec.Struct, kw_only=True):
@@ -82,7 +82,7 @@ def decode_message(
         raise Rejected(Reason.org_mismatch, f"imsOrgId {header.imsOrgId!r} is not this org")
     dataset = _dataset(config, connection, header.datasetId)
     head = _decode(decode_head, message.body.xdmEntity, prefix="$.body.xdmEntity")
-    ids = identities(head)
+    ids = identities(head, namespaces(tuple(config.identity.namespaces)))
     if dataset.profile and not ids:
         raise Rejected(
             Reason.missing_identity,

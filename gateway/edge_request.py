@@ -19,10 +19,10 @@ from gateway import enrich
 from gateway.decode import event_id, parse_timestamp_ms
 from gateway.device_id import is_ecid
 from gateway.user_agent import UserAgent
-from inlet.config import Dataset
+from inlet.config import Config, Dataset
 from inlet.messages import Event
 from inlet.outcomes import Reason, Rejected
-from inlet.xdm import IdentityItem, XdmHead, identities
+from inlet.xdm import IdentityItem, XdmHead, identities, namespaces
 
 _ID_NAMESPACE = uuid.UUID("6f1d4d0c-7a57-4b8e-9a8e-1e7c0de1e7ad")
 
@@ -111,6 +111,7 @@ def app_device_id(request: EdgeRequest) -> str | None:
 def build_events(
     request: EdgeRequest,
     request_id: str,
+    config: Config,
     dataset: Dataset,
     org: str,
     source: str,
@@ -121,6 +122,7 @@ def build_events(
     received_ms: int,
 ) -> list[Event]:
     out: list[Event] = []
+    known = namespaces(tuple(config.identity.namespaces))
     for index, edge_event in enumerate(request.all_events):
         xdm = edge_event.xdm
         xdm_id = xdm.get("_id")
@@ -148,7 +150,7 @@ def build_events(
                 received_ms=received_ms,
                 timestamp_ms=parse_timestamp_ms(timestamp),
                 event_type=event_type if isinstance(event_type, str) else "",
-                identities=identities(XdmHead(identityMap=identity_map)),
+                identities=identities(XdmHead(identityMap=identity_map), known),
                 xdm=msgspec.Raw(_encode(xdm)),
                 data=edge_event.data,
             )

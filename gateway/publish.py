@@ -35,7 +35,7 @@ class Publisher:
         self.max_pending = config.nats.max_pending_publishes
 
     def subject(self, message: BusMessage) -> str:
-        if isinstance(message, messages.DeleteProfile):
+        if isinstance(message, (messages.DeleteProfile, messages.UnlinkIdentity)):
             key = message.identity.key
         elif message.identities:
             key = message.identities[0].key

@@ -95,6 +95,33 @@ class Edge(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     location_hint: str = ""
 
 
+def _default_namespace_limits() -> dict[str, int]:
+    return {"CRMID": 1}
+
+
+def _default_blocked_values() -> list[str]:
+    return ["null", "undefined", "none", "nan", "0", "-1", "unknown", "anonymous",
+            "test@test.com", "test@example.com", "noemail@example.com", "00000000-0000-0000-0000-000000000000"]
+
+
+class Identity(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Identity stitching rules: what may link, and how far a graph may grow."""
+
+    # Customer-defined namespaces besides the standard ones (ECID, Email, Phone, GAID, IDFA,
+    # AAID, CRMID); codes are case-insensitive and take the spelling given here.
+    namespaces: list[Name] = []
+    # Device namespaces follow the last authenticated person instead of merging people.
+    device_namespaces: list[Name] = msgspec.field(default_factory=lambda: ["ECID", "GAID", "IDFA", "AAID"])
+    # Past this many identities, the least recently seen ones are unlinked.
+    graph_limit: Annotated[int, msgspec.Meta(ge=2)] = 50
+    # At most this many identities of a namespace per graph: a second CRMID is another person.
+    namespace_limits: dict[str, Annotated[int, msgspec.Meta(ge=1)]] = msgspec.field(
+        default_factory=_default_namespace_limits
+    )
+    # Values that never identify anyone (compared case-insensitively, after normalisation).
+    blocked_values: list[str] = msgspec.field(default_factory=_default_blocked_values)
+
+
 class Connection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A streaming connection (`/collection/{id}`): who may send, into which datasets."""
 
@@ -121,6 +148,9 @@ class Dataset(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The XDM class of its records: it decides whether a message is an event or a record.
     xdm_class: DatasetClass = msgspec.field(name="class", default="experienceevent")
     profile: bool = True
+    # ExperienceEvents older than this (by their timestamp) leave the profile timeline.
+    # 0 keeps them forever. The lake keeps everything.
+    event_ttl_days: Annotated[float, msgspec.Meta(ge=0)] = 0
 
 
 class MergePolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -162,6 +192,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     profile: Profile = msgspec.field(default_factory=Profile)
     lake: Lake = msgspec.field(default_factory=Lake)
     edge: Edge = msgspec.field(default_factory=Edge)
+    identity: Identity = msgspec.field(default_factory=Identity)
     connections: list[Connection] = msgspec.field(default_factory=_default_connections)
     datastreams: list[Datastream] = msgspec.field(default_factory=_default_datastreams)
     datasets: list[Dataset] = msgspec.field(default_factory=_default_datasets)

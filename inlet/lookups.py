@@ -35,7 +35,14 @@ class EventsLookup(msgspec.Struct, kw_only=True, tag="events", tag_field="kind")
     after: str | None = None
 
 
-Lookup = ProfileLookup | EventsLookup
+class GraphLookup(msgspec.Struct, kw_only=True, tag="graph", tag_field="kind"):
+    org: str
+    sandbox: str
+    identity: Identity | None = None
+    profile_id: str | None = None
+
+
+Lookup = ProfileLookup | EventsLookup | GraphLookup
 
 
 class ProfileView(msgspec.Struct, kw_only=True, tag="profile", tag_field="kind"):
@@ -59,6 +66,25 @@ class EventsView(msgspec.Struct, kw_only=True, tag="events", tag_field="kind"):
     next: str | None = None
 
 
+class GraphMember(msgspec.Struct, kw_only=True):
+    identity: str
+    firstSeenMs: int
+    lastSeenMs: int
+
+
+class GraphLink(msgspec.Struct, kw_only=True):
+    a: str
+    b: str
+    messageId: str
+    timeMs: int
+
+
+class GraphView(msgspec.Struct, kw_only=True, tag="graph", tag_field="kind"):
+    profile_id: str
+    members: list[GraphMember]
+    links: list[GraphLink]
+
+
 class NotFound(msgspec.Struct, kw_only=True, tag="not_found", tag_field="kind"):
     detail: str
 
@@ -68,7 +94,7 @@ class Refused(msgspec.Struct, kw_only=True, tag="error", tag_field="kind"):
     detail: str
 
 
-Answer = ProfileView | EventsView | NotFound | Refused
+Answer = ProfileView | EventsView | GraphView | NotFound | Refused
 
 encode = msgspec.json.Encoder().encode
 decode_lookup = msgspec.json.Decoder(Lookup).decode

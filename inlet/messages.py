@@ -60,7 +60,19 @@ class DeleteProfile(msgspec.Struct, kw_only=True, tag="delete_profile", tag_fiel
     identity: Identity
 
 
-BusMessage = Event | Record | DeleteProfile
+class UnlinkIdentity(msgspec.Struct, kw_only=True, tag="unlink_identity", tag_field="kind"):
+    """Take `identity` out of its graph: the profile re-splits, and the identity keeps the
+    events and attributes it brought (a merge, undone)."""
+
+    org: str
+    sandbox: str
+    message_id: str
+    received_ms: int
+    identity: Identity
+
+
+BusMessage = Event | Record | DeleteProfile | UnlinkIdentity
+Command = DeleteProfile | UnlinkIdentity
 
 encode = msgspec.json.Encoder().encode
 decode = msgspec.json.Decoder(BusMessage).decode

@@ -8,6 +8,7 @@ compatibility); they never forbid them.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Literal
 
 import msgspec
@@ -44,41 +45,76 @@ class Identity(msgspec.Struct, frozen=True, array_like=True, order=True):
     ns: str
     id: str
     primary: bool = False
+    authenticated: bool = False
 
     @property
     def key(self) -> str:
         return f"{self.ns}:{self.id}"
 
 
+STANDARD_NAMESPACES = ("ECID", "Email", "Phone", "CRMID", "GAID", "IDFA", "AAID")
+
+
+class Namespaces:
+    """Namespace codes are case-insensitive: each known code keeps one spelling."""
+
+    def __init__(self, custom: list[str] | tuple[str, ...] = ()) -> None:
+        self.codes: dict[str, str] = {code.lower(): code for code in (*STANDARD_NAMESPACES, *custom)}
+
+    def code(self, raw: str) -> str:
+        stripped = raw.strip()
+        return self.codes.get(stripped.lower(), stripped)
+
+
+STANDARD = Namespaces()
+
+
+@functools.lru_cache(maxsize=16)
+def namespaces(custom: tuple[str, ...]) -> Namespaces:
+    """The namespaces of a configuration (`tuple(config.identity.namespaces)`), built once."""
+    return Namespaces(custom)
+
+
 def normalise_namespace(code: str) -> str:
-    """Namespace codes are case-insensitive; keep the standard spellings."""
-    return STANDARD_NAMESPACES.get(code.lower(), code)
+    return STANDARD.code(code)
 
 
-STANDARD_NAMESPACES = {
-    code.lower(): code for code in ("ECID", "Email", "Phone", "CRMID", "GAID", "IDFA", "AAID")
-}
+_PHONE_FORMATTING = str.maketrans("", "", " -.()/\t")
 
 
 def normalise_value(ns: str, value: str) -> str:
-    """Identity values that differ only in spelling are the same person."""
+    """Identity values that differ only in spelling are the same person.
+
+    Email: trimmed and lower-cased. Phone: E.164 (`+` and 8 to 15 digits) when the number
+    carries its country code (`+` or `00`); otherwise its digits alone, since the country
+    cannot be guessed.
+    """
     value = value.strip()
     if ns == "Email":
         return value.lower()
+    if ns == "Phone":
+        compact = value.translate(_PHONE_FORMATTING)
+        if compact.startswith("00"):
+            compact = "+" + compact[2:]
+        digits = compact[1:] if compact.startswith("+") else compact
+        if digits.isdigit():
+            if compact.startswith("+") and 8 <= len(digits) <= 15:
+                return "+" + digits
+            return digits
     return value
 
 
-def identities(head: XdmHead) -> list[Identity]:
+def identities(head: XdmHead, namespaces: Namespaces = STANDARD) -> list[Identity]:
     """The identities of a message, deduplicated, primary first, then in document order."""
     seen: set[tuple[str, str]] = set()
     out: list[Identity] = []
     for code, items in head.identityMap.items():
-        ns = normalise_namespace(code)
+        ns = namespaces.code(code)
         for item in items:
             value = normalise_value(ns, item.id)
             if not value or (ns, value) in seen:
                 continue
             seen.add((ns, value))
-            out.append(Identity(ns, value, item.primary))
+            out.append(Identity(ns, value, item.primary, item.authenticatedState == "authenticated"))
     out.sort(key=lambda i: not i.primary)
     return out

@@ -150,7 +150,7 @@ async def _handle(
         assert dataset is not None  # checked at start-up
         agent = request.headers.get("user-agent", "")
         messages = edge_request.build_events(
-            payload, request_id, dataset, config.org, datastream.id, device.ecid, agent,
+            payload, request_id, config, dataset, config.org, datastream.id, device.ecid, agent,
             user_agent.parse(agent), state.client_address(request), received,
         )
         for outcome in await state.publisher.publish(list(messages)):

@@ -22,7 +22,7 @@ from inlet import lookups, subjects
 from inlet.config import Config
 from inlet.messages import DeleteProfile
 from inlet.outcomes import Reason, Rejected
-from inlet.xdm import Identity, normalise_namespace, normalise_value
+from inlet.xdm import Identity, namespaces, normalise_value
 
 PROFILE_SCHEMA = "_xdm.context.profile"
 EVENT_SCHEMA = "_xdm.context.experienceevent"
@@ -87,6 +87,7 @@ def _int(request: Request, name: str, default: int | None = None) -> int | None:
 
 
 def _identity(request: Request, id_param: str, ns_param: str) -> tuple[Identity | None, str | None]:
+    config: Config = request.app.state.config
     """(identity, None) for entityId + entityIdNS; (None, profile id) for entityId alone."""
     value = request.query_params.get(id_param, "")
     if not value:
@@ -94,7 +95,7 @@ def _identity(request: Request, id_param: str, ns_param: str) -> tuple[Identity 
     ns = request.query_params.get(ns_param, "")
     if not ns:
         return None, value
-    ns = normalise_namespace(ns)
+    ns = namespaces(tuple(config.identity.namespaces)).code(ns)
     return Identity(ns, normalise_value(ns, value)), None
 
 

@@ -18,7 +18,8 @@ from inlet.config import Config
 from worker import consume
 from worker.profile.apply import Applier
 from worker.profile.handler import ProfileHandler
-from worker.profile.lookup import Lookups
+from worker.profile.identity_graph import Rules
+from worker.profile.lookup import Lookups, event_ttls
 from worker.profile.store import Store
 
 log = logging.getLogger("inlet.worker.profile")
@@ -51,7 +52,8 @@ async def main(config: Config, shard: int = 0) -> None:
         await msg.respond(answers.answer(msg.data))
 
     lookup_sub = await nc.subscribe(subjects.PROFILE_QUERY, queue="profile", cb=on_lookup)
-    handler = ProfileHandler(js, Applier(store, int(config.profile.applied_ttl * 1000)), name)
+    applier = Applier(store, Rules(config.identity), int(config.profile.applied_ttl * 1000), event_ttls(config))
+    handler = ProfileHandler(js, applier, name)
     log.info("Profile worker %d consuming %s.", shard, config.nats.stream)
     try:
         await consume.run(js, config.nats.stream, name, handler, config.profile.batch, stop)

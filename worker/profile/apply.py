@@ -11,15 +11,28 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lmdb
 import msgspec
 
-from inlet.messages import BusMessage, DeleteProfile, Event, Record
+from inlet.messages import BusMessage, DeleteProfile, Event, Record, UnlinkIdentity
 from inlet.outcomes import Reason
 from worker.profile import fragments, identity_graph
-from worker.profile.store import Store, StoredEvent, encode, event_key, prefix_items
+from worker.profile.identity_graph import Linker, Rules
+from worker.profile.lookup import expired
+from worker.profile.store import (
+    Store,
+    StoredEvent,
+    decode_event,
+    delete_prefix,
+    encode,
+    event_key,
+    event_timestamp,
+    owner_id,
+    sweep,
+)
 
 log = logging.getLogger("inlet.worker.profile")
 
@@ -35,14 +48,25 @@ class Failure:
 
 
 class Applier:
-    def __init__(self, store: Store, applied_ttl_ms: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        rules: Rules,
+        applied_ttl_ms: int,
+        event_ttl_ms: dict[tuple[str, str], int] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
+        self.rules = rules
         self.applied_ttl_ms = applied_ttl_ms
+        self.event_ttl_ms = event_ttl_ms or {}
+        self.clock = clock
         self._sweep_after = b""
+        self._events_after = b""
 
     def apply_batch(self, batch: list[BusMessage | None], now_ms: int | None = None) -> list[Failure]:
-        """Apply in order, commit once; `None` entries (undecodable) are skipped by the caller."""
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        """Apply in order, commit once; `None` entries (undecodable) are skipped."""
+        now_ms = int(self.clock() * 1000) if now_ms is None else now_ms
         failures: list[Failure] = []
         store = self.store
         with store.env.begin(write=True) as txn:
@@ -63,47 +87,61 @@ class Applier:
                 else:
                     nested.commit()
             self._sweep(txn, now_ms)
+            if self.event_ttl_ms:
+                self._sweep_events(txn, now_ms)
         return failures
 
     def _apply(self, txn: lmdb.Transaction, message: BusMessage) -> None:
         store = self.store
+        linker = Linker(txn, store, self.rules, message.sandbox, message.received_ms)
         if isinstance(message, DeleteProfile):
             gid = identity_graph.lookup(txn, store, message.sandbox, message.identity)
             if gid is not None:
                 delete_profile(txn, store, gid)
             return
-        if not message.identities:
-            return  # lake-only: nothing to key a profile by
-        gid = identity_graph.resolve(
-            txn, store, message.sandbox, message.identities, message.message_id, message.received_ms
-        )
+        if isinstance(message, UnlinkIdentity):
+            linker.unlink(message.identity)
+            return
+        usable = self.rules.order(self.rules.usable(message.identities))
+        if not usable:
+            return  # only blocked or no identities: lake only
+        gid = linker.link(usable, message.message_id)
+        if gid is None:
+            return
+        owner = owner_id(message.sandbox, usable[0].key)
         if isinstance(message, Event):
-            stored = StoredEvent(message.dataset, message.received_ms, message.message_id, bytes(message.xdm))
-            txn.put(event_key(gid, message.timestamp_ms, message.message_id), encode(stored), db=store.event)
+            stored = StoredEvent(message.dataset, message.received_ms, message.message_id, bytes(message.xdm),
+                                 message.sandbox)
+            txn.put(event_key(owner, message.timestamp_ms, message.message_id), encode(stored), db=store.event)
         elif isinstance(message, Record):
             document = _decode_document(message.xdm) if message.operation != "delete" else {}
-            fragments.write(txn, store, gid, message.dataset, document, message.operation, message.received_ms)
-        identity_graph.touch(txn, store, gid, message.sandbox, message.received_ms)
+            fragments.write(txn, store, owner, message.dataset, document, message.operation, message.received_ms)
 
-    def _sweep(self, txn: lmdb.Transaction, now_ms: int, limit: int = 1000) -> None:
-        """Forget expired message ids, a bounded slice per batch, resuming where it stopped."""
-        cursor = txn.cursor(self.store.applied)
-        if not cursor.set_range(self._sweep_after):
-            cursor.first()
-        seen = 0
-        for key, value in cursor:
-            seen += 1
-            if _EXPIRY.unpack(value)[0] < now_ms:
-                cursor.delete()
-            if seen >= limit:
-                self._sweep_after = bytes(key)
-                return
-        self._sweep_after = b""
+    def _sweep(self, txn: lmdb.Transaction, now_ms: int) -> None:
+        """Forget expired message ids, a bounded slice per batch."""
+        self._sweep_after = sweep(
+            txn, self.store.applied, self._sweep_after, 1000,
+            lambda key, value: _EXPIRY.unpack(value)[0] < now_ms,
+        )
+
+    def _sweep_events(self, txn: lmdb.Transaction, now_ms: int) -> None:
+        """Delete expired events, a bounded slice per batch (reads hide them already)."""
+
+        def is_expired(key: bytes, value: bytes) -> bool:
+            stored = decode_event(value)
+            return expired(self.event_ttl_ms, stored.sandbox, stored.dataset, event_timestamp(key), now_ms)
+
+        self._events_after = sweep(txn, self.store.event, self._events_after, 1000, is_expired)
 
 
 def delete_profile(txn: lmdb.Transaction, store: Store, gid: bytes) -> None:
-    """Remove fragments, events and profile metadata; the identity graph stays (as in AEP)."""
-    fragments.delete_all(txn, store, gid)
-    for key, _ in prefix_items(txn, store.event, gid):
-        txn.delete(key, db=store.event)
+    """Remove the attributes and events of every identity of the profile; the identity graph
+    stays (as in AEP), so a later event for any of them starts an empty profile."""
+    graph = identity_graph.load(txn, store, gid)
+    if graph is None:
+        return
+    for member in graph.members:
+        owner = owner_id(graph.sandbox, member.key)
+        delete_prefix(txn, store.fragment, owner)
+        delete_prefix(txn, store.event, owner)
     txn.delete(gid, db=store.profile)

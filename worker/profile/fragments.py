@@ -13,6 +13,7 @@ from typing import Any
 import lmdb
 
 from worker.profile.store import (
+    ID_BYTES,
     FieldValue,
     Fragment,
     Store,
@@ -56,15 +57,15 @@ def unflatten(leaves: dict[str, Any]) -> dict[str, Any]:
 def write(
     txn: lmdb.Transaction,
     store: Store,
-    gid: bytes,
+    owner: bytes,
     dataset: str,
     document: dict[str, Any],
     operation: str,
     ts: int,
 ) -> None:
-    """Apply one record to the dataset's fragment: replace (`create`), patch (`merge`) or
-    remove (`delete`)."""
-    key = fragment_key(gid, dataset)
+    """Apply one record to its owner's fragment for the dataset: replace (`create`), patch
+    (`merge`) or remove (`delete`)."""
+    key = fragment_key(owner, dataset)
     if operation == "delete":
         txn.delete(key, db=store.fragment)
         return
@@ -82,31 +83,10 @@ def write(
     txn.put(key, encode(Fragment(ts, fields)), db=store.fragment)
 
 
-def read(txn: lmdb.Transaction, store: Store, gid: bytes) -> dict[str, Fragment]:
-    """Every fragment of a profile, by dataset id."""
-    return {
-        key[16:].decode(): decode_fragment(value)
-        for key, value in prefix_items(txn, store.fragment, gid)
-    }
-
-
-def move(txn: lmdb.Transaction, store: Store, source: bytes, target: bytes) -> None:
-    """Fold the fragments of profile `source` into `target`, newest leaf winning."""
-    for key, value in prefix_items(txn, store.fragment, source):
-        txn.delete(key, db=store.fragment)
-        target_key = target + key[16:]
-        incoming = decode_fragment(value)
-        raw = txn.get(target_key, db=store.fragment)
-        if raw is not None:
-            existing = decode_fragment(raw)
-            for path, field in incoming.fields.items():
-                if path not in existing.fields or field.ts > existing.fields[path].ts:
-                    existing.fields[path] = field
-            existing.updated_ms = max(existing.updated_ms, incoming.updated_ms)
-            incoming = existing
-        txn.put(target_key, encode(incoming), db=store.fragment)
-
-
-def delete_all(txn: lmdb.Transaction, store: Store, gid: bytes) -> None:
-    for key, _ in prefix_items(txn, store.fragment, gid):
-        txn.delete(key, db=store.fragment)
+def read(txn: lmdb.Transaction, store: Store, owners: list[bytes]) -> list[tuple[str, Fragment]]:
+    """Every fragment of these owners, as (dataset, fragment)."""
+    return [
+        (key[ID_BYTES:].decode(), decode_fragment(value))
+        for owner in owners
+        for key, value in prefix_items(txn, store.fragment, owner)
+    ]

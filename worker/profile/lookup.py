@@ -1,10 +1,15 @@
 """Answering profile lookups from a read transaction (see `inlet.lookups`).
 
-Readers never block the writer: an answer reflects the last committed batch.
+Readers never block the writer: an answer reflects the last committed batch. A profile is
+assembled on read from the data of every identity in its graph; under a merge policy with
+`identityGraph: none` only the looked-up identity's own data counts.
 """
 
 from __future__ import annotations
 
+import heapq
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lmdb
@@ -15,21 +20,26 @@ from inlet.config import Config, MergePolicy
 from inlet.xdm import Identity
 from worker.profile import fragments, identity_graph, merge
 from worker.profile.store import (
+    ID_BYTES,
+    Graph,
     Store,
     decode_event,
-    decode_graph,
     decode_meta,
     event_bound,
     event_timestamp,
+    owner_id,
 )
 
 _encode = msgspec.json.Encoder().encode
+_FAR = 1 << 61
 
 
 class Lookups:
-    def __init__(self, store: Store, config: Config) -> None:
+    def __init__(self, store: Store, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.config = config
+        self.clock = clock
+        self.ttl_ms = event_ttls(config)
 
     def answer(self, data: bytes) -> bytes:
         try:
@@ -39,11 +49,13 @@ class Lookups:
         with self.store.env.begin() as txn:
             if isinstance(lookup, lookups.ProfileLookup):
                 return lookups.encode(self._profile(txn, lookup))
-            return lookups.encode(self._events(txn, lookup))
+            if isinstance(lookup, lookups.EventsLookup):
+                return lookups.encode(self._events(txn, lookup))
+            return lookups.encode(self._graph(txn, lookup))
 
-    def _gid(
+    def _find(
         self, txn: lmdb.Transaction, sandbox: str, identity: Identity | None, profile_id: str | None
-    ) -> bytes | lookups.NotFound:
+    ) -> tuple[bytes, Graph] | lookups.NotFound:
         if identity is not None:
             gid = identity_graph.lookup(txn, self.store, sandbox, identity)
             what = f"identity {identity.key}"
@@ -53,12 +65,20 @@ class Lookups:
             except ValueError:
                 gid = None
             what = f"profile {profile_id}"
-        if gid is None or len(gid) != 16:
-            return lookups.NotFound(detail=f"no profile for {what} in sandbox {sandbox!r}")
+        missing = lookups.NotFound(detail=f"no profile for {what} in sandbox {sandbox!r}")
+        if gid is None or len(gid) != ID_BYTES:
+            return missing
         raw = txn.get(gid, db=self.store.profile)
-        if raw is None or decode_meta(raw).sandbox != sandbox:
-            return lookups.NotFound(detail=f"no profile for {what} in sandbox {sandbox!r}")
-        return gid
+        graph = identity_graph.load(txn, self.store, gid)
+        if raw is None or graph is None or decode_meta(raw).sandbox != sandbox:
+            return missing
+        return gid, graph
+
+    def _owners(self, graph: Graph, identity: Identity | None, policy: MergePolicy | None) -> list[bytes]:
+        if policy is not None and policy.identity_graph == "none":
+            key = identity.key if identity is not None else graph.founder().key
+            return [owner_id(graph.sandbox, key)]
+        return [owner_id(graph.sandbox, m.key) for m in graph.members]
 
     def _policy(self, sandbox: str, policy_id: str | None) -> MergePolicy | lookups.Refused:
         policies = [p for p in self.config.merge_policies if p.sandbox == sandbox]
@@ -74,75 +94,108 @@ class Lookups:
         policy = self._policy(q.sandbox, q.merge_policy)
         if isinstance(policy, lookups.Refused):
             return policy
-        gid = self._gid(txn, q.sandbox, q.identity, q.profile_id)
-        if isinstance(gid, lookups.NotFound):
-            return gid
-        raw_graph, raw_meta = txn.get(gid, db=self.store.graph), txn.get(gid, db=self.store.profile)
-        if raw_graph is None or raw_meta is None:
-            return lookups.NotFound(detail=f"profile {gid.hex()} is gone")
-        graph, meta = decode_graph(raw_graph), decode_meta(raw_meta)
-        frags = fragments.read(txn, self.store, gid)
-        leaves = merge.select(merge.merge(frags, policy), q.fields)
-        entity: dict[str, Any] = fragments.unflatten(leaves)
-        identity_map: dict[str, list[dict[str, str]]] = {}
-        for member in graph.members:
-            ns, _, value = member.key.partition(":")
-            identity_map.setdefault(ns, []).append({"id": value})
+        found = self._find(txn, q.sandbox, q.identity, q.profile_id)
+        if isinstance(found, lookups.NotFound):
+            return found
+        gid, graph = found
+        meta = decode_meta(txn.get(gid, db=self.store.profile) or b"")
+        frags = fragments.read(txn, self.store, self._owners(graph, q.identity, policy))
+        entity: dict[str, Any] = fragments.unflatten(merge.select(merge.merge(frags, policy), q.fields))
         if not q.fields or "identityMap" in q.fields:
+            identity_map: dict[str, list[dict[str, str]]] = {}
+            for member in graph.members:
+                ns, _, value = member.key.partition(":")
+                identity_map.setdefault(ns, []).append({"id": value})
             entity["identityMap"] = identity_map
         return lookups.ProfileView(
             profile_id=gid.hex(),
             entity=msgspec.Raw(_encode(entity)),
             identities=[m.key for m in graph.members],
-            sources=sorted(frags),
+            sources=sorted({dataset for dataset, _ in frags}),
             last_modified_ms=meta.last_modified_ms,
             merge_policy=policy.id,
         )
 
+    def _graph(self, txn: lmdb.Transaction, q: lookups.GraphLookup) -> lookups.Answer:
+        found = self._find(txn, q.sandbox, q.identity, q.profile_id)
+        if isinstance(found, lookups.NotFound):
+            return found
+        gid, graph = found
+        return lookups.GraphView(
+            profile_id=gid.hex(),
+            members=[lookups.GraphMember(identity=m.key, firstSeenMs=m.first_seen_ms, lastSeenMs=m.last_seen_ms)
+                     for m in graph.members],
+            links=[lookups.GraphLink(a=l.a, b=l.b, messageId=l.message_id, timeMs=l.ts) for l in graph.links],
+        )
+
     def _events(self, txn: lmdb.Transaction, q: lookups.EventsLookup) -> lookups.Answer:
-        gid = self._gid(txn, q.sandbox, q.identity, q.profile_id)
-        if isinstance(gid, lookups.NotFound):
-            return gid
-        low = event_bound(gid, q.start_ms if q.start_ms is not None else -(1 << 61))
-        high = event_bound(gid, q.end_ms if q.end_ms is not None else (1 << 61))
+        found = self._find(txn, q.sandbox, q.identity, q.profile_id)
+        if isinstance(found, lookups.NotFound):
+            return found
+        gid, graph = found
+        start = q.start_ms if q.start_ms is not None else -_FAR
+        end = q.end_ms if q.end_ms is not None else _FAR
+        now_ms = int(self.clock() * 1000)
         after = bytes.fromhex(q.after) if q.after else None
-        cursor = txn.cursor(self.store.event)
+        streams = [
+            _walk(txn.cursor(self.store.event), owner, start, end, after, q.newest_first)
+            for owner in self._owners(graph, q.identity, None)
+        ]
+        merged = heapq.merge(*streams, reverse=q.newest_first)
         events: list[lookups.EventView] = []
-        last_key = b""
-        for key in _walk(cursor, low, high, after, q.newest_first):
+        last = b""
+        for suffix, value in merged:
             if len(events) == q.limit:
-                return lookups.EventsView(profile_id=gid.hex(), events=events, next=last_key.hex())
-            stored = decode_event(cursor.value())
+                return lookups.EventsView(profile_id=gid.hex(), events=events, next=last.hex())
+            stored = decode_event(value)
+            timestamp_ms = event_timestamp(b"\0" * ID_BYTES + suffix)
+            if expired(self.ttl_ms, graph.sandbox, stored.dataset, timestamp_ms, now_ms):
+                continue
             events.append(
                 lookups.EventView(
                     event_id=stored.message_id.rsplit("/", 1)[-1],
-                    timestamp_ms=event_timestamp(key),
+                    timestamp_ms=timestamp_ms,
                     entity=msgspec.Raw(stored.xdm),
                 )
             )
-            last_key = key
+            last = suffix
         return lookups.EventsView(profile_id=gid.hex(), events=events)
 
 
-def _walk(cursor: lmdb.Cursor, low: bytes, high: bytes, after: bytes | None, descending: bool):  # type: ignore[no-untyped-def]
-    """Keys in [low, high) (a profile's events in a time range), resuming after `after`."""
+def event_ttls(config: Config) -> dict[tuple[str, str], int]:
+    """(sandbox, dataset) → ExperienceEvent time to live in ms, for datasets that set one."""
+    return {(d.sandbox, d.id): int(d.event_ttl_days * 86_400_000) for d in config.datasets if d.event_ttl_days}
+
+
+def expired(ttl_ms: dict[tuple[str, str], int], sandbox: str, dataset: str, timestamp_ms: int, now_ms: int) -> bool:
+    ttl = ttl_ms.get((sandbox, dataset))
+    return ttl is not None and timestamp_ms < now_ms - ttl
+
+
+def _walk(
+    cursor: lmdb.Cursor, owner: bytes, start: int, end: int, after: bytes | None, descending: bool
+) -> Iterator[tuple[bytes, bytes]]:
+    """(timestamp + message id, value) of one owner's events in [start, end), resuming after
+    the `after` suffix, in time order (or reverse)."""
+    low, high = event_bound(owner, start), event_bound(owner, end)
+    resume = owner + after if after is not None else None
     if descending:
-        start = after if after is not None else high
-        found = cursor.set_range(start)
-        positioned = cursor.prev() if found else cursor.last()
+        top = min(high, resume) if resume is not None else high
+        positioned = cursor.last() if not cursor.set_range(top) else cursor.prev()
         while positioned:
             key = bytes(cursor.key())
             if key < low:
                 return
-            if key < high and (after is None or key < after):
-                yield key
+            if key < top:
+                yield key[ID_BYTES:], bytes(cursor.value())
             positioned = cursor.prev()
     else:
-        positioned = cursor.set_range(after if after is not None else low)
+        bottom = max(low, resume) if resume is not None else low
+        positioned = cursor.set_range(bottom)
         while positioned:
             key = bytes(cursor.key())
             if key >= high:
                 return
-            if after is None or key > after:
-                yield key
+            if resume is None or key > resume:
+                yield key[ID_BYTES:], bytes(cursor.value())
             positioned = cursor.next()

@@ -16,13 +16,13 @@ from inlet.config import MergePolicy
 from worker.profile.store import Fragment
 
 
-def merge(fragments: dict[str, Fragment], policy: MergePolicy) -> dict[str, Any]:
+def merge(fragments: list[tuple[str, Fragment]], policy: MergePolicy) -> dict[str, Any]:
     """Leaf path → value, chosen across fragments by the policy (the largest key wins)."""
     rank = {dataset: i for i, dataset in enumerate(policy.order)}
     by_precedence = policy.attribute_merge == "dataSetPrecedence"
     best: dict[str, tuple[int, int, str]] = {}
     values: dict[str, Any] = {}
-    for dataset, fragment in fragments.items():
+    for dataset, fragment in fragments:
         precedence = -rank.get(dataset, len(rank)) if by_precedence else 0
         for path, field in fragment.fields.items():
             key = (precedence, field.ts, dataset)

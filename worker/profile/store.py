@@ -1,40 +1,64 @@
 """The profile store: one LMDB environment, named databases, msgpack values via msgspec.
 
-Layout (ARCHITECTURE.md, "Data layout"); a profile id is the hex of its 16-byte graph id:
+Data is owned by identities, not by profiles. Each event and record is stored under its owner
+identity (the message's authenticated person identity if any, else its primary identity), and
+the identity graph says which identities are one profile. A merge then only rewrites graph
+membership, and an unlink ("this email is not this person") re-splits the graph: every
+identity takes its own data with it, exactly, because nothing was ever copied.
 
-| database   | key                                         | value        |
-| ---------- | ------------------------------------------- | ------------ |
-| `identity` | `<sandbox>\\0<ns>:<id>`                     | graph id     |
-| `graph`    | graph id                                    | `Graph`      |
-| `profile`  | graph id                                    | `ProfileMeta`|
-| `fragment` | graph id + dataset                          | `Fragment`   |
-| `event`    | graph id + timestamp (8 bytes) + message id | `StoredEvent`|
-| `applied`  | message id                                  | expiry (ms)  |
+| database   | key                                           | value         |
+| ---------- | --------------------------------------------- | ------------- |
+| `identity` | `<sandbox>\\0<ns>:<id>`                       | graph id      |
+| `graph`    | graph id                                      | `Graph`       |
+| `profile`  | graph id                                      | `ProfileMeta` |
+| `fragment` | owner id + dataset                            | `Fragment`    |
+| `event`    | owner id + timestamp (8 bytes) + message id   | `StoredEvent` |
+| `applied`  | message id                                    | expiry (ms)   |
 
-Every key that holds a profile's data starts with its graph id, so moving a profile on a merge
-and deleting it are prefix scans. All writes of one consumed batch share one transaction.
+An owner id is a 16-byte hash of sandbox and identity; a graph id is the owner id of the
+graph's founder (its earliest identity), which is also the profile id. Replaying the stream
+from the start therefore rebuilds the same profile ids.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lmdb
 import msgspec
 
+ID_BYTES = 16
+
 
 class Member(msgspec.Struct, array_like=True, gc=False):
     key: str  # "<ns>:<id>"
     first_seen_ms: int
-    message_id: str  # the message that linked it
+    last_seen_ms: int
+
+
+class Link(msgspec.Struct, array_like=True, gc=False):
+    """One edge of the graph's history: which message joined which two identities, when."""
+
+    a: str
+    b: str
+    message_id: str
+    ts: int
 
 
 class Graph(msgspec.Struct, gc=False):
     sandbox: str
-    created_ms: int
     members: list[Member]
+    links: list[Link] = []
+
+    def founder(self) -> Member:
+        return min(self.members, key=lambda m: (m.first_seen_ms, m.key))
+
+    def member(self, key: str) -> Member | None:
+        return next((m for m in self.members if m.key == key), None)
 
 
 class FieldValue(msgspec.Struct, array_like=True, gc=False):
@@ -57,6 +81,7 @@ class StoredEvent(msgspec.Struct, gc=False):
     received_ms: int
     message_id: str
     xdm: bytes  # the event's original JSON bytes, kept as a msgpack bin
+    sandbox: str = ""
 
 
 encode = msgspec.msgpack.Encoder().encode
@@ -65,30 +90,33 @@ decode_fragment = msgspec.msgpack.Decoder(Fragment).decode
 decode_meta = msgspec.msgpack.Decoder(ProfileMeta).decode
 decode_event = msgspec.msgpack.Decoder(StoredEvent).decode
 
-
 _TS = struct.Struct(">Q")
 # Event timestamps are stored offset so that times before 1970 still sort correctly.
 _TS_OFFSET = 1 << 62
+
+
+def owner_id(sandbox: str, identity_key: str) -> bytes:
+    return hashlib.blake2b(f"{sandbox}\0{identity_key}".encode(), digest_size=ID_BYTES).digest()
 
 
 def identity_key(sandbox: str, key: str) -> bytes:
     return f"{sandbox}\0{key}".encode()
 
 
-def event_key(gid: bytes, timestamp_ms: int, message_id: str) -> bytes:
-    return gid + _TS.pack(timestamp_ms + _TS_OFFSET) + message_id.encode()
+def event_key(owner: bytes, timestamp_ms: int, message_id: str) -> bytes:
+    return owner + _TS.pack(timestamp_ms + _TS_OFFSET) + message_id.encode()
 
 
 def event_timestamp(key: bytes) -> int:
-    return int(_TS.unpack_from(key, 16)[0]) - _TS_OFFSET
+    return int(_TS.unpack_from(key, ID_BYTES)[0]) - _TS_OFFSET
 
 
-def event_bound(gid: bytes, timestamp_ms: int) -> bytes:
-    return gid + _TS.pack(max(0, timestamp_ms + _TS_OFFSET))
+def event_bound(owner: bytes, timestamp_ms: int) -> bytes:
+    return owner + _TS.pack(min(max(0, timestamp_ms + _TS_OFFSET), (1 << 64) - 1))
 
 
-def fragment_key(gid: bytes, dataset: str) -> bytes:
-    return gid + dataset.encode()
+def fragment_key(owner: bytes, dataset: str) -> bytes:
+    return owner + dataset.encode()
 
 
 class Store:
@@ -119,3 +147,31 @@ def prefix_items(txn: lmdb.Transaction, db: Any, prefix: bytes) -> list[tuple[by
             break
         out.append((bytes(key), bytes(value)))
     return out
+
+
+def sweep(
+    txn: lmdb.Transaction, db: Any, after: bytes, limit: int, expired: Callable[[bytes, bytes], bool]
+) -> bytes:
+    """Delete the entries `expired(key, value)` picks, visiting at most `limit` from `after`;
+    returns where the next sweep resumes (b"" to start over). Bounded, so each batch pays a
+    small, fixed price instead of one long pause."""
+    cursor = txn.cursor(db)
+    positioned = cursor.set_range(after) if after else cursor.first()
+    for _ in range(limit):
+        key = bytes(cursor.key()) if positioned else b""
+        if not key:
+            return b""
+        if expired(key, bytes(cursor.value())):
+            cursor.delete()  # moves to the next entry (or off the end)
+            positioned = True
+        else:
+            positioned = cursor.next()
+    return bytes(cursor.key()) if positioned else b""
+
+
+def delete_prefix(txn: lmdb.Transaction, db: Any, prefix: bytes) -> int:
+    count = 0
+    for key, _ in prefix_items(txn, db, prefix):
+        txn.delete(key, db=db)
+        count += 1
+    return count

@@ -22,10 +22,10 @@ def test_identity_fields_are_not_attributes() -> None:
 
 
 def test_merge_policies() -> None:
-    frags = {
-        "crm": Fragment(1, {"name": FieldValue("Ada", 1), "city": FieldValue("London", 1)}),
-        "web": Fragment(2, {"name": FieldValue("ADA", 2)}),
-    }
+    frags = [
+        ("crm", Fragment(1, {"name": FieldValue("Ada", 1), "city": FieldValue("London", 1)})),
+        ("web", Fragment(2, {"name": FieldValue("ADA", 2)})),
+    ]
     assert merge(frags, MergePolicy(id="t")) == {"name": "ADA", "city": "London"}
     precedence = MergePolicy(id="p", attribute_merge="dataSetPrecedence", order=["crm"])
     assert merge(frags, precedence) == {"name": "Ada", "city": "London"}

@@ -9,11 +9,17 @@ from inlet import lookups
 from inlet.config import load
 from inlet.messages import DeleteProfile, Event, Record
 from inlet.xdm import Identity
-from worker.profile.apply import Applier
+from worker.profile import apply
+from worker.profile.identity_graph import Rules
 from worker.profile.lookup import Lookups
 from worker.profile.store import Store
 
 CONFIG = load({})
+
+
+def Applier(store: Store, applied_ttl_ms: int) -> apply.Applier:
+    return apply.Applier(store, Rules(CONFIG.identity), applied_ttl_ms)
+
 EMAIL = Identity("Email", "ada@shop.example", True)
 ECID = Identity("ECID", "111")
 
