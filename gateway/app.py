@@ -16,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.endpoints import collection, edge, health, profile
+from gateway.endpoints import collection, edge, health, merge_policies, profile
 from gateway.enrich import ClientAddress
 from gateway.publish import Publisher
 from gateway.responses import json_response
 from inlet import bus
+from inlet import merge_policies as mp
 from inlet.config import Config, api_token
 
 log = logging.getLogger("inlet.gateway")
@@ -32,6 +33,8 @@ def create_app(config: Config) -> Starlette:
         nc = await bus.connect(config, name="inlet-gateway")
         js = bus.jetstream(nc, config)
         await bus.ensure_streams(js, config)
+        app.state.merge_policies = await mp.open_bucket(js, config.nats.replicas)
+        await mp.seed(app.state.merge_policies, config)
         app.state.nc = nc
         app.state.js = js
         app.state.publisher = Publisher(nc, js, config)
@@ -46,6 +49,16 @@ def create_app(config: Config) -> Starlette:
             Route("/collection/{connection_id}", collection.single, methods=["POST"]),
             Route("/collection/batch/{connection_id}", collection.batch, methods=["POST"]),
             Route("/data/core/ups/access/entities", profile.entities, methods=["GET", "DELETE"]),
+            Route("/data/core/ups/access/unlink", profile.unlink, methods=["POST"]),
+            Route("/data/core/ups/access/graph", profile.graph, methods=["GET"]),
+            *[
+                route
+                for prefix in ("/data/core/ups/config/mergePolicies", "/config/mergePolicies")
+                for route in (
+                    Route(prefix, merge_policies.collection, methods=["GET", "POST"]),
+                    Route(prefix + "/{policy_id}", merge_policies.item, methods=["GET", "PUT", "PATCH", "DELETE"]),
+                )
+            ],
             Route("/ee/{path:path}", edge.edge, methods=["POST"]),
             Route("/ee/{path:path}", edge.preflight, methods=["OPTIONS"]),
             Route("/healthz", health.healthz, methods=["GET"]),

@@ -20,7 +20,7 @@ from gateway import auth
 from gateway.responses import json_response, problem
 from inlet import lookups, subjects
 from inlet.config import Config
-from inlet.messages import DeleteProfile
+from inlet.messages import DeleteProfile, UnlinkIdentity
 from inlet.outcomes import Reason, Rejected
 from inlet.xdm import Identity, namespaces, normalise_value
 
@@ -217,6 +217,45 @@ async def _events(request: Request, config: Config) -> Response:
         _links=links,
     )
     return json_response(page)
+
+
+async def unlink(request: Request) -> Response:
+    """`POST /data/core/ups/access/unlink?entityId=…&entityIdNS=…`: undo a merge. The identity
+    leaves its graph with the events and attributes it brought; the rest re-splits. Ordered
+    with the events through the stream, like a delete."""
+    state = request.app.state
+    config: Config = state.config
+    try:
+        auth.require_token(request, state.api_tokens)
+        identity, _ = _identity(request, "entityId", "entityIdNS")
+        if identity is None:
+            raise Rejected(Reason.invalid_parameter, "unlink needs entityId and entityIdNS")
+        received_ms = int(time.time() * 1000)
+        command = UnlinkIdentity(org=config.org, sandbox=_sandbox(request),
+                                 message_id=f"u/{identity.key}/{received_ms}", received_ms=received_ms,
+                                 identity=identity)
+        (outcome,) = await state.publisher.publish([command])
+        if isinstance(outcome, Rejected):
+            raise outcome
+    except Rejected as rejected:
+        return problem(rejected)
+    return json_response({"status": "accepted", "entityId": identity.id, "entityIdNS": identity.ns}, 202)
+
+
+async def graph(request: Request) -> Response:
+    """`GET /data/core/ups/access/graph?entityId=…&entityIdNS=…`: the identity graph with the
+    message and time behind every link (what a merge undo needs to show)."""
+    state = request.app.state
+    config: Config = state.config
+    try:
+        auth.require_token(request, state.api_tokens)
+        identity, profile_id = _identity(request, "entityId", "entityIdNS")
+        answer = await _ask(request, lookups.GraphLookup(org=config.org, sandbox=_sandbox(request),
+                                                          identity=identity, profile_id=profile_id))
+    except Rejected as rejected:
+        return problem(rejected)
+    assert isinstance(answer, lookups.GraphView)
+    return json_response({"profileId": answer.profile_id, "identities": answer.members, "links": answer.links})
 
 
 async def _delete(request: Request, config: Config) -> Response:

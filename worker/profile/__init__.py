@@ -13,7 +13,7 @@ import signal
 
 from nats.aio.msg import Msg
 
-from inlet import bus, subjects
+from inlet import bus, merge_policies, subjects
 from inlet.config import Config
 from worker import consume
 from worker.profile.apply import Applier
@@ -46,7 +46,11 @@ async def main(config: Config, shard: int = 0) -> None:
             filter_subjects=subjects.shard_filters(shard, config.profile.shards, config.nats.partitions),
         ),
     )
-    answers = Lookups(store, config)
+    bucket = await merge_policies.open_bucket(js, config.nats.replicas)
+    await merge_policies.seed(bucket, config)
+    policies = merge_policies.PolicyCache(config)
+    await policies.start(bucket)
+    answers = Lookups(store, config, policies=policies)
 
     async def on_lookup(msg: Msg) -> None:
         await msg.respond(answers.answer(msg.data))
@@ -59,6 +63,7 @@ async def main(config: Config, shard: int = 0) -> None:
         await consume.run(js, config.nats.stream, name, handler, config.profile.batch, stop)
     finally:
         await lookup_sub.unsubscribe()
+        await policies.stop()
         await nc.drain()
         store.close()
         log.info("Profile worker %d stopped.", shard)

@@ -17,6 +17,7 @@ import msgspec
 
 from inlet import lookups
 from inlet.config import Config, MergePolicy
+from inlet.merge_policies import PolicyCache
 from inlet.xdm import Identity
 from worker.profile import fragments, identity_graph, merge
 from worker.profile.store import (
@@ -35,10 +36,17 @@ _FAR = 1 << 61
 
 
 class Lookups:
-    def __init__(self, store: Store, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        clock: Callable[[], float] = time.time,
+        policies: PolicyCache | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
+        self.policies = policies or PolicyCache(config)
         self.ttl_ms = event_ttls(config)
 
     def answer(self, data: bytes) -> bytes:
@@ -81,7 +89,7 @@ class Lookups:
         return [owner_id(graph.sandbox, m.key) for m in graph.members]
 
     def _policy(self, sandbox: str, policy_id: str | None) -> MergePolicy | lookups.Refused:
-        policies = [p for p in self.config.merge_policies if p.sandbox == sandbox]
+        policies = self.policies.for_sandbox(sandbox)
         if policy_id:
             found = next((p for p in policies if p.id == policy_id), None)
             if found is None:

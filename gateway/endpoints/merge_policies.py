@@ -1,0 +1,159 @@
+"""Merge policy configuration: `GET/POST /data/core/ups/config/mergePolicies` and
+`GET/PUT/PATCH/DELETE .../mergePolicies/{id}`, with AEP's field names (also at
+`/config/mergePolicies`). `PATCH` takes a JSON Patch array, as AEP's API does, or a JSON
+merge-patch object. One policy per sandbox is the default: making one default unsets the rest.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import auth, body
+from gateway.responses import json_response, problem
+from inlet import merge_policies as mp
+from inlet.config import Config
+from inlet.outcomes import Reason, Rejected
+
+MAX_BODY = 64 * 1024
+
+
+def _sandbox(request: Request) -> str:
+    return request.headers.get("x-sandbox-name", "prod")
+
+
+async def collection(request: Request) -> Response:
+    state = request.app.state
+    try:
+        auth.require_token(request, state.api_tokens)
+        if request.method == "GET":
+            docs = await _all(request, _sandbox(request))
+            return json_response({"_page": {"totalCount": len(docs), "pageSize": len(docs)}, "children": docs})
+        doc = _validate(request, await _decode_object(request))
+        doc.id = doc.id or str(uuid.uuid4())
+        doc.sandbox = _sandbox(request)
+        if await _get(request, doc.sandbox, doc.id) is not None:
+            raise Rejected(Reason.invalid_parameter, f"merge policy {doc.id!r} exists; use PUT or PATCH")
+        await _save(request, doc)
+        return json_response(doc, 201)
+    except Rejected as rejected:
+        return problem(rejected)
+
+
+async def item(request: Request) -> Response:
+    state = request.app.state
+    sandbox, policy_id = _sandbox(request), request.path_params["policy_id"]
+    try:
+        auth.require_token(request, state.api_tokens)
+        current = await _get(request, sandbox, policy_id)
+        if current is None:
+            raise Rejected(Reason.not_found, f"no merge policy {policy_id!r} in sandbox {sandbox!r}")
+        if request.method == "GET":
+            return json_response(current)
+        if request.method == "DELETE":
+            await state.merge_policies.delete(mp.key(sandbox, policy_id))
+            return Response(status_code=204)
+        if request.method == "PUT":
+            doc = _validate(request, await _decode_object(request))
+        else:
+            patch = msgspec.json.decode(await body.read(request, MAX_BODY))
+            doc = _validate(request, _patched(msgspec.to_builtins(current), patch))
+        doc.id, doc.sandbox, doc.version = policy_id, sandbox, current.version + 1
+        await _save(request, doc)
+        return json_response(doc)
+    except msgspec.DecodeError as exc:
+        return problem(Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}"))
+    except Rejected as rejected:
+        return problem(rejected)
+
+
+async def _decode_object(request: Request) -> Any:
+    try:
+        return msgspec.json.decode(await body.read(request, MAX_BODY))
+    except msgspec.DecodeError as exc:
+        raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None
+
+
+def _validate(request: Request, raw: Any) -> mp.PolicyDocument:
+    config: Config = request.app.state.config
+    try:
+        doc = msgspec.convert(raw, mp.PolicyDocument)
+    except msgspec.ValidationError as exc:
+        raise Rejected(Reason.invalid_message, f"invalid merge policy: {exc}") from None
+    sandbox = _sandbox(request)
+    if doc.attributeMerge.type == "dataSetPrecedence" and not doc.attributeMerge.order:
+        raise Rejected(Reason.invalid_message, "dataSetPrecedence needs attributeMerge.order")
+    for dataset in doc.attributeMerge.order:
+        if config.dataset(sandbox, dataset) is None:
+            raise Rejected(Reason.unknown_dataset, f"attributeMerge.order names unknown dataset {dataset!r}")
+    doc.imsOrgId = config.org
+    return doc
+
+
+def _patched(document: dict[str, Any], patch: Any) -> dict[str, Any]:
+    """Apply a JSON Patch (RFC 6902: add, replace, remove) or a merge patch (RFC 7396)."""
+    if isinstance(patch, dict):
+        return _merge_patch(document, patch)
+    if not isinstance(patch, list):
+        raise Rejected(Reason.invalid_message, "PATCH takes a JSON Patch array or an object")
+    for op in patch:
+        if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove") or not isinstance(op.get("path"), str):
+            raise Rejected(Reason.invalid_message, f"unsupported patch operation {op!r}")
+        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")]
+        node = document
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                raise Rejected(Reason.invalid_message, f"patch path {op['path']!r} does not exist")
+            node = child
+        if op["op"] == "remove":
+            node.pop(last, None)
+        else:
+            node[last] = op.get("value")
+    return document
+
+
+def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict) and isinstance(target.get(k), dict):
+            _merge_patch(target[k], v)
+        else:
+            target[k] = v
+    return target
+
+
+async def _get(request: Request, sandbox: str, policy_id: str) -> mp.PolicyDocument | None:
+    try:
+        entry = await request.app.state.merge_policies.get(mp.key(sandbox, policy_id))
+    except KeyNotFoundError:
+        return None
+    return mp.decode(entry.value) if entry.value else None
+
+
+async def _all(request: Request, sandbox: str) -> list[mp.PolicyDocument]:
+    kv = request.app.state.merge_policies
+    try:
+        keys = [k for k in await kv.keys() if k.startswith(sandbox + ".")]
+    except NoKeysError:
+        return []
+    docs = [await _get(request, sandbox, k.partition(".")[2]) for k in sorted(keys)]
+    return [d for d in docs if d is not None]
+
+
+async def _save(request: Request, doc: mp.PolicyDocument) -> None:
+    kv = request.app.state.merge_policies
+    doc.updateEpoch = int(time.time())
+    if doc.default:
+        for other in await _all(request, doc.sandbox):
+            if other.id != doc.id and other.default:
+                other.default = False
+                await kv.put(mp.key(other.sandbox, other.id), mp.encode(other))
+    await kv.put(mp.key(doc.sandbox, doc.id), mp.encode(doc))
