@@ -109,6 +109,12 @@ class Linker:
         gid, graph = found if found else (b"", Graph(self.sandbox, [Member(anchor, self.now_ms, self.now_ms)]))
         for identity in ordered[1:]:
             key = identity.key
+            if graph.member(key) is not None:
+                # Already one profile, but seen together now: that is evidence of its own,
+                # which keeps them together if whatever joined them first is unlinked.
+                if not graph.linked(anchor, key):
+                    graph.links.append(Link(anchor, key, message_id, self.now_ms))
+                continue
             other = self.graph_of(key)
             if other is None:
                 if self.rules.within_limits([m.key for m in graph.members] + [key]):
@@ -118,8 +124,6 @@ class Linker:
                     self._save([Graph(self.sandbox, [Member(key, self.now_ms, self.now_ms)])], old=[])
                 continue
             other_gid, other_graph = other
-            if other_gid == gid:
-                continue
             union = [m.key for m in graph.members] + [m.key for m in other_graph.members]
             if self.rules.within_limits(union):
                 graph.members.extend(other_graph.members)

@@ -60,6 +60,9 @@ class Graph(msgspec.Struct, gc=False):
     def member(self, key: str) -> Member | None:
         return next((m for m in self.members if m.key == key), None)
 
+    def linked(self, a: str, b: str) -> bool:
+        return any({link.a, link.b} == {a, b} for link in self.links)
+
 
 class FieldValue(msgspec.Struct, array_like=True, gc=False):
     value: Any
