@@ -29,11 +29,13 @@ $(STAMP): pyproject.toml $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# The tag is built when it has sources; node_modules is installed from the lockfile once.
+# The tag is built when it has sources; node_modules are installed from lockfiles once.
+# (tests/browser holds Adobe's Web SDK, which the compatibility tests load.)
 tag:
 	@if [ -f tag/package.json ]; then \
 		cd tag && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; } && npm run build --silent; \
 	fi
+	@cd tests/browser && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; }
 
 clean:
 	rm -rf $(VENV) tag/node_modules tag/dist var

@@ -29,6 +29,9 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.graceful_timeout = 10
     # Hypercorn buffers no more than this per request body; our own limit is enforced too.
     hc.h11_max_incomplete_size = 64 * 1024
+    if config.http.certfile:
+        hc.certfile, hc.keyfile = config.http.certfile, config.http.keyfile
+        hc.alpn_protocols = ["h2", "http/1.1"]
     return hc
 
 
@@ -37,5 +40,6 @@ async def main(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("Gateway listening on http://%s:%d.", config.http.host, config.http.port)
+    scheme = "https" if config.http.certfile else "http"
+    log.info("Gateway listening on %s://%s:%d.", scheme, config.http.host, config.http.port)
     await serve(create_app(config), hypercorn_config(config), shutdown_trigger=stop.wait)  # type: ignore[arg-type]

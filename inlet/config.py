@@ -46,6 +46,9 @@ class Http(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Hypercorn closes a connection after this many requests; its default (1,000) makes
     # every busy HTTP/2 client reconnect constantly.
     keep_alive_max_requests: Positive = 1_000_000
+    # TLS straight from the gateway (HTTP/2 by ALPN). Usually nginx terminates TLS instead.
+    certfile: str = ""
+    keyfile: str = ""
 
 
 class Nats(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -224,6 +227,8 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "INLET_PARTITIONS": ("nats", "partitions"),
     "INLET_LAKE_ROLL_INTERVAL": ("lake", "roll_interval"),
     "INLET_IDENTITY_SECRET": ("edge", "identity_secret"),
+    "INLET_TLS_CERTFILE": ("http", "certfile"),
+    "INLET_TLS_KEYFILE": ("http", "keyfile"),
 }
 
 
@@ -286,6 +291,8 @@ def _check(config: Config) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError(f"edge.trusted_proxies: {proxy!r} is not an address or network") from None
+    if bool(config.http.certfile) != bool(config.http.keyfile):
+        raise ConfigError("http.certfile and http.keyfile go together")
     if config.profile.shards > config.nats.partitions:
         raise ConfigError("profile.shards cannot exceed nats.partitions")
 

@@ -9,7 +9,7 @@ import nats
 
 from inlet import messages, subjects
 from inlet.xdm import Identity
-from tests.integration.conftest import System
+from tests.harness import System
 
 
 async def _publish_and_read_dead_letters(url: str) -> list[tuple[bytes, dict[str, str]]]:

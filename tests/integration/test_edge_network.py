@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from gateway import device_id
-from tests.integration.conftest import System
+from tests.harness import System
 
 ORIGIN = "https://shop.example"
 IDENTITY = "kndctr_DEMO_AdobeOrg_identity"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import event, free_port, message, wait_for
+from tests.harness import event, free_port, message, wait_for
 
 
 def test_inlet_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.conftest import System, event, message
+from tests.harness import System, event, message
 
 POLICIES = "/data/core/ups/config/mergePolicies"
 

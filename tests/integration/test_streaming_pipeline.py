@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.integration.conftest import System, event, message
+from tests.harness import System, event, message
 
 
 def test_event_is_readable_from_the_profile_api_within_a_second(system: System) -> None:
