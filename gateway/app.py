@@ -7,9 +7,11 @@ shutdown so that acknowledged publishes are never cut off.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,6 +22,7 @@ from gateway.endpoints import collection, edge, health, merge_policies, profile
 from gateway.enrich import ClientAddress
 from gateway.publish import Publisher
 from gateway.responses import json_response
+from gateway.spool import Spool
 from inlet import bus
 from inlet import merge_policies as mp
 from inlet.config import Config, api_token
@@ -37,12 +40,16 @@ def create_app(config: Config) -> Starlette:
         await mp.seed(app.state.merge_policies, config)
         app.state.nc = nc
         app.state.js = js
-        app.state.publisher = Publisher(nc, js, config)
+        spool = _spool(config)
+        app.state.publisher = Publisher(nc, js, config, spool)
+        replay = asyncio.create_task(app.state.publisher.replay_forever()) if spool else None
         log.info("Gateway connected to %s.", config.nats.url)
         try:
             yield
         finally:
-            await nc.drain()
+            if replay is not None:
+                replay.cancel()
+            await bus.close(nc)
 
     app = Starlette(
         routes=[
@@ -71,6 +78,15 @@ def create_app(config: Config) -> Starlette:
     app.state.api_tokens = [api_token(config)]
     app.state.client_address = ClientAddress(config.edge)
     return app
+
+
+def _spool(config: Config) -> Spool | None:
+    if not config.spool.enabled:
+        return None
+    directory = Path(config.spool.directory) if config.spool.directory else (
+        config.data_path / "spool" / f"gateway-{config.http.port}"
+    )
+    return Spool(directory, config.spool.max_bytes, config.spool.max_age)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

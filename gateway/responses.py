@@ -49,7 +49,11 @@ def problem(rejected: Rejected, report: dict[str, Any] | None = None) -> Respons
     headers = {}
     if rejected.retry_after is not None:
         headers["Retry-After"] = str(rejected.retry_after)
-    if rejected.status >= 500:
+    if rejected.reason is Reason.unavailable:
+        # The outage itself is logged once where it is seen (inlet.bus); the spool keeps data
+        # safe meanwhile, so each refused request is a warning, not an operator alarm.
+        log.warning("Answered %d %s: %s", rejected.status, rejected.reason.value, rejected.detail)
+    elif rejected.status >= 500:
         log.error("Answered %d %s: %s", rejected.status, rejected.reason.value, rejected.detail)
     else:
         log.debug("Answered %d %s: %s", rejected.status, rejected.reason.value, rejected.detail)

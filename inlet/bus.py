@@ -49,6 +49,15 @@ async def connect(config: Config, name: str) -> Client:
     return nc
 
 
+async def close(nc: Client) -> None:
+    """Drain (let in-flight acks and publishes finish), or just close if the connection is
+    down or reconnecting and so cannot drain."""
+    try:
+        await nc.drain()
+    except Exception:
+        await nc.close()
+
+
 def jetstream(nc: Client, config: Config) -> JetStreamContext:
     return nc.jetstream(
         timeout=config.nats.publish_timeout,

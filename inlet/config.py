@@ -65,6 +65,17 @@ class Nats(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_pending_publishes: Positive = 20_000
 
 
+class SpoolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The gateway's disk spool for when JetStream is unreachable (see `gateway.spool`)."""
+
+    enabled: bool = True
+    # Empty: `<data dir>/spool/gateway-<port>`; each gateway needs its own directory.
+    directory: str = ""
+    max_bytes: Positive = 1024 * MIB
+    # Past this age of the oldest spooled message, new messages are refused (503).
+    max_age: PositiveSeconds = 24 * 60 * MINUTES
+
+
 class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     shards: Positive = 1
     batch: Positive = 500
@@ -192,6 +203,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     http: Http = msgspec.field(default_factory=Http)
     nats: Nats = msgspec.field(default_factory=Nats)
+    spool: SpoolConfig = msgspec.field(default_factory=SpoolConfig)
     profile: Profile = msgspec.field(default_factory=Profile)
     lake: Lake = msgspec.field(default_factory=Lake)
     edge: Edge = msgspec.field(default_factory=Edge)

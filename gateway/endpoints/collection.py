@@ -11,12 +11,12 @@ import time
 from typing import Any
 
 import msgspec
-from nats.js.api import PubAck
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import auth, body
 from gateway.decode import decode_batch, decode_message
+from gateway.publish import Accepted as Stored
 from gateway.responses import json_response, problem, problem_body
 from inlet.config import Config, Connection
 from inlet.messages import BusMessage
@@ -61,8 +61,9 @@ def _connection(request: Request, config: Config) -> Connection:
     return connection
 
 
-def _xaction_id(received_ms: int, ack: PubAck, index: int) -> str:
-    return f"{received_ms}:{ack.seq}:{index}"
+def _xaction_id(received_ms: int, stored: Stored, index: int) -> str:
+    """`<received ms>:<stream sequence, or "spool">:<index in the request>`."""
+    return f"{received_ms}:{'spool' if stored.spooled else stored.seq}:{index}"
 
 
 async def single(request: Request) -> Response:

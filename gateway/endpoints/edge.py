@@ -227,7 +227,7 @@ def _problem(rejected: Rejected) -> EdgeError:
 def _error(request_id: str, rejected: Rejected, headers: dict[str, str]) -> Response:
     if rejected.retry_after is not None:
         headers["Retry-After"] = str(rejected.retry_after)
-    if rejected.status >= 500:
+    if rejected.status >= 500 and rejected.reason is not Reason.unavailable:
         log.error("Edge answered %d %s: %s", rejected.status, rejected.reason.value, rejected.detail)
     if rejected.reason is Reason.origin_not_allowed:
         headers = {k: v for k, v in headers.items() if not k.lower().startswith("access-control")}

@@ -64,6 +64,6 @@ async def main(config: Config, shard: int = 0) -> None:
     finally:
         await lookup_sub.unsubscribe()
         await policies.stop()
-        await nc.drain()
+        await bus.close(nc)
         store.close()
         log.info("Profile worker %d stopped.", shard)

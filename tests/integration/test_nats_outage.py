@@ -1,0 +1,46 @@
+"""JetStream goes away under steady load: the gateway spools, answers 2xx, and replays in
+order when it returns; every acknowledged event ends up in the profile exactly once."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+
+from tests.harness import System, event, message
+
+
+def test_killing_nats_under_load_loses_and_doubles_nothing(system: System) -> None:
+    email = "outage@shop.example"
+    accepted: list[str] = []
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def send() -> None:
+        with httpx.Client(base_url=system.url, timeout=20) as client:
+            for i in range(300):
+                event_id = f"outage-{i}"
+                response = client.post("/collection/demo", json=message("demo-events", event(email=email, event_id=event_id)))
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    accepted.append(event_id)
+        done.set()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    system.wait_for(lambda: len(statuses) >= 60, 20, "traffic flowing")
+    system.nats.kill()
+    system.wait_for(lambda: len(statuses) >= 160, 30, "traffic while NATS is down")
+    system.nats.start()
+    sender.join(60)
+    assert done.is_set()
+    assert set(statuses) == {200}, sorted(set(statuses))
+
+    def all_there() -> list[str]:
+        response = system.events("Email", email, limit="1000")
+        ids = [c["entityId"] for c in response.json()["children"]] if response.status_code == 200 else []
+        return ids if len(ids) >= len(accepted) else []
+
+    ids = system.wait_for(all_there, 60, "every accepted event in the profile")
+    assert sorted(ids) == sorted(accepted) and len(ids) == len(set(ids)) == 300
+    assert "Replayed" in system.log_text("gateway"), "the outage should have been bridged by the spool"
