@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.auth import Authorizer
 from gateway.endpoints import collection, edge, health, merge_policies, profile
 from gateway.enrich import ClientAddress
 from gateway.publish import Publisher
@@ -25,7 +26,7 @@ from gateway.responses import json_response
 from gateway.spool import Spool
 from inlet import bus
 from inlet import merge_policies as mp
-from inlet.config import Config, api_token
+from inlet.config import Config
 
 log = logging.getLogger("inlet.gateway")
 
@@ -75,7 +76,8 @@ def create_app(config: Config) -> Starlette:
         exception_handlers={Exception: _internal_error},
     )
     app.state.config = config
-    app.state.api_tokens = [api_token(config)]
+    app.state.authorizer = Authorizer(config)
+    app.state.api_tokens = [app.state.authorizer.tokens[0].token]  # the root token
     app.state.client_address = ClientAddress(config.edge)
     return app
 

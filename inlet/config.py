@@ -177,6 +177,23 @@ class MergePolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     default: bool = False
 
 
+Scope = Literal["profile:read", "profile:write", "admin"]
+
+
+class ApiToken(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A bearer token for the profile and admin APIs, limited by scope and sandbox.
+
+    `profile:read`: read profiles, events, graphs and configuration; `profile:write`: delete
+    profiles and unlink identities; `admin`: change merge policies and computed attributes.
+    """
+
+    name: Name
+    token: str = msgspec.field(default="")
+    scopes: list[Scope] = msgspec.field(default_factory=lambda: ["profile:read"])
+    # Empty: every sandbox.
+    sandboxes: list[Name] = []
+
+
 def _default_connections() -> list[Connection]:
     return [Connection(id="demo")]
 
@@ -212,6 +229,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     datastreams: list[Datastream] = msgspec.field(default_factory=_default_datastreams)
     datasets: list[Dataset] = msgspec.field(default_factory=_default_datasets)
     merge_policies: list[MergePolicy] = msgspec.field(default_factory=_default_merge_policies)
+    api_tokens: list[ApiToken] = []
 
     @property
     def data_path(self) -> Path:
@@ -303,6 +321,9 @@ def _check(config: Config) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError(f"edge.trusted_proxies: {proxy!r} is not an address or network") from None
+    for t in config.api_tokens:
+        if len(t.token) < 16:
+            raise ConfigError(f"api_tokens.{t.name}.token: use at least 16 characters")
     if bool(config.http.certfile) != bool(config.http.keyfile):
         raise ConfigError("http.certfile and http.keyfile go together")
     if config.profile.shards > config.nats.partitions:

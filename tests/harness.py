@@ -91,6 +91,18 @@ id = "lake-only"
 class = "experienceevent"
 profile = false
 
+[[api_tokens]]
+name = "analyst"
+token = "analyst-token-0123456789"
+scopes = ["profile:read"]
+sandboxes = ["prod"]
+
+[[api_tokens]]
+name = "dev-team"
+token = "dev-team-token-0123456789"
+scopes = ["profile:read", "profile:write", "admin"]
+sandboxes = ["dev"]
+
 [[merge_policies]]
 id = "default"
 name = "Timestamp ordered"

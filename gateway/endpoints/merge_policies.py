@@ -31,7 +31,7 @@ def _sandbox(request: Request) -> str:
 async def collection(request: Request) -> Response:
     state = request.app.state
     try:
-        auth.require_token(request, state.api_tokens)
+        auth.authorize(request, "profile:read" if request.method == "GET" else "admin")
         if request.method == "GET":
             docs = await _all(request, _sandbox(request))
             return json_response({"_page": {"totalCount": len(docs), "pageSize": len(docs)}, "children": docs})
@@ -50,7 +50,7 @@ async def item(request: Request) -> Response:
     state = request.app.state
     sandbox, policy_id = _sandbox(request), request.path_params["policy_id"]
     try:
-        auth.require_token(request, state.api_tokens)
+        auth.authorize(request, "profile:read" if request.method == "GET" else "admin")
         current = await _get(request, sandbox, policy_id)
         if current is None:
             raise Rejected(Reason.not_found, f"no merge policy {policy_id!r} in sandbox {sandbox!r}")

@@ -122,7 +122,7 @@ async def entities(request: Request) -> Response:
     state = request.app.state
     config: Config = state.config
     try:
-        auth.require_token(request, state.api_tokens)
+        auth.authorize(request, "profile:write" if request.method == "DELETE" else "profile:read")
         schema = request.query_params.get("schema.name", "")
         if request.method == "DELETE":
             return await _delete(request, config)
@@ -226,7 +226,7 @@ async def unlink(request: Request) -> Response:
     state = request.app.state
     config: Config = state.config
     try:
-        auth.require_token(request, state.api_tokens)
+        auth.authorize(request, "profile:write")
         identity, _ = _identity(request, "entityId", "entityIdNS")
         if identity is None:
             raise Rejected(Reason.invalid_parameter, "unlink needs entityId and entityIdNS")
@@ -248,7 +248,7 @@ async def graph(request: Request) -> Response:
     state = request.app.state
     config: Config = state.config
     try:
-        auth.require_token(request, state.api_tokens)
+        auth.authorize(request, "profile:read")
         identity, profile_id = _identity(request, "entityId", "entityIdNS")
         answer = await _ask(request, lookups.GraphLookup(org=config.org, sandbox=_sandbox(request),
                                                           identity=identity, profile_id=profile_id))

@@ -123,3 +123,25 @@ def test_sandboxes_are_isolated(system: System) -> None:
     same = system.http.get("/data/core/ups/access/entities", params={
         "schema.name": "_xdm.context.profile", "entityId": profile_id}, headers=system.auth)
     assert same.status_code == 200
+
+
+def test_tokens_are_limited_by_scope_and_sandbox(system: System) -> None:
+    email = "scoped@shop.example"
+    assert system.post_event(email=email).status_code == 200
+    system.wait_for(lambda: system.profile("Email", email).status_code == 200, 5)
+    params = {"schema.name": "_xdm.context.profile", "entityId": email, "entityIdNS": "Email"}
+    analyst = {"Authorization": "Bearer analyst-token-0123456789"}
+    dev_team = {"Authorization": "Bearer dev-team-token-0123456789"}
+
+    assert system.http.get("/data/core/ups/access/entities", params=params, headers=analyst).status_code == 200
+    refused = system.http.delete("/data/core/ups/access/entities", params=params, headers=analyst)
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert system.http.post(POLICIES, headers=analyst, json={"name": "x"}).status_code == 403
+    assert system.http.post("/data/core/ups/access/unlink", params=params, headers=analyst).status_code == 403
+
+    # A token for another sandbox can neither read nor delete this one's profiles.
+    assert system.http.get("/data/core/ups/access/entities", params=params, headers=dev_team).status_code == 403
+    assert system.http.delete("/data/core/ups/access/entities", params=params, headers=dev_team).status_code == 403
+    in_dev = system.http.get("/data/core/ups/access/entities", params=params, headers={**dev_team, "x-sandbox-name": "dev"})
+    assert in_dev.status_code == 404  # allowed there, and there is no such profile in dev
+    assert system.profile("Email", email).status_code == 200
