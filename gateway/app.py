@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Authorizer
-from gateway.endpoints import collection, edge, health, merge_policies, profile
+from gateway.endpoints import collection, edge, health, merge_policies, metrics, profile
+from gateway.observe import Observe
 from gateway.enrich import ClientAddress
 from gateway.publish import Publisher
 from gateway.responses import json_response
@@ -71,9 +73,11 @@ def create_app(config: Config) -> Starlette:
             Route("/ee/{path:path}", edge.preflight, methods=["OPTIONS"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
+            Route("/metrics", metrics.metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
         exception_handlers={Exception: _internal_error},
+        middleware=[Middleware(Observe)],
     )
     app.state.config = config
     app.state.authorizer = Authorizer(config)

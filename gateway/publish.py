@@ -24,6 +24,7 @@ from inlet import messages, subjects
 from inlet.config import Config
 from inlet.messages import BusMessage
 from inlet.outcomes import Reason, Rejected
+from inlet.telemetry import EVENTS_ACCEPTED, PUBLISH_SECONDS
 
 log = logging.getLogger("inlet.gateway.publish")
 
@@ -64,18 +65,27 @@ class Publisher:
             SpooledMessage(self.subject(m), m.message_id, messages.encode(m), int(time.time() * 1000)) for m in batch
         ]
         if self.spool is not None and (self.spool.active or not self.nc.is_connected):
-            return await self._spool(prepared)
+            spooled = await self._spool(prepared)
+            self._count(batch, spooled)
+            return spooled
         if not self.nc.is_connected:
             raise Rejected(Reason.unavailable, "the event bus is unreachable", RETRY_AFTER_SECONDS)
         if self.js.publish_async_pending() + len(batch) > self.max_pending:
             raise Rejected(Reason.unavailable, "the gateway is overloaded", 1)
-        outcomes = await self._send(prepared)
+        with PUBLISH_SECONDS.time():
+            outcomes = await self._send(prepared)
         failed = [i for i, o in enumerate(outcomes) if isinstance(o, Rejected)]
         if failed and self.spool is not None:
             spooled = await self._spool([prepared[i] for i in failed])
             for i, outcome in zip(failed, spooled):
                 outcomes[i] = outcome
+        self._count(batch, outcomes)
         return outcomes
+
+    def _count(self, batch: list[BusMessage], outcomes: list[Accepted | Rejected]) -> None:
+        for message, outcome in zip(batch, outcomes):
+            if isinstance(outcome, Accepted):
+                EVENTS_ACCEPTED.labels(messages.kind_of(message), str(outcome.spooled).lower()).inc()
 
     async def _send(self, prepared: list[SpooledMessage]) -> list[Accepted | Rejected]:
         futures: list[asyncio.Future[PubAck] | Rejected] = []

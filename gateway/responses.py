@@ -13,6 +13,7 @@ import msgspec
 from starlette.responses import Response
 
 from inlet.outcomes import TITLE, Reason, Rejected
+from inlet.telemetry import EVENTS_REJECTED
 
 log = logging.getLogger("inlet.gateway")
 
@@ -46,6 +47,7 @@ def problem_body(rejected: Rejected, report: dict[str, Any] | None = None) -> Pr
 
 
 def problem(rejected: Rejected, report: dict[str, Any] | None = None) -> Response:
+    EVENTS_REJECTED.labels(rejected.reason.value).inc()
     headers = {}
     if rejected.retry_after is not None:
         headers["Retry-After"] = str(rejected.retry_after)

@@ -5,6 +5,7 @@
     inlet worker profile      one profile worker (--shard N)
     inlet worker lake         one lake worker
     inlet lake ls|query|compact
+    inlet status              stream, consumer lag, dead letters, spool depth
 
 `inlet up` is a supervisor: every component is its own OS process, started exactly as it would
 be started alone on another machine, so one box and a cluster run the same code.
@@ -26,17 +27,15 @@ from typing import Any
 
 from inlet.config import Config, ConfigError, api_token, load
 from inlet.nats_server import NatsServer
+from inlet.telemetry import configure_logging, process_name
 
 log = logging.getLogger("inlet")
 
 
-def _logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("nats").setLevel(logging.CRITICAL)  # its errors reach our callbacks
+def _process_kind(args: argparse.Namespace) -> str:
+    if args.command == "worker":
+        return f"{args.kind}-{args.shard}" if args.kind == "profile" else args.kind
+    return str(args.command)
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -53,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run the whole system on this machine")
     sub.add_parser("gateway", help="run one gateway")
+    status = sub.add_parser("status", help="stream, consumer lag, dead letters, spool depth")
+    status.add_argument("--json", action="store_true", help="print JSON")
     worker = sub.add_parser("worker", help="run one worker")
     worker.add_argument("kind", choices=["profile", "lake"])
     worker.add_argument("--shard", type=int, default=0)
@@ -65,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"inlet: {exc}", file=sys.stderr)
         return 2
-    _logging(config)
+    configure_logging(config.log_level, config.log_format, process_name(_process_kind(args)))
 
     if args.command == "up":
         return up(config)
+    if args.command == "status":
+        from inlet.status import main as status_main
+
+        return status_main(config, args.json)
     if args.command == "gateway":
         from gateway.server import main as gateway_main
 

@@ -218,6 +218,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     data_dir: str = "var"
     api_token: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # auto: JSON lines when stderr is not a terminal, readable text when it is.
+    log_format: Literal["auto", "json", "text"] = "auto"
     http: Http = msgspec.field(default_factory=Http)
     nats: Nats = msgspec.field(default_factory=Nats)
     spool: SpoolConfig = msgspec.field(default_factory=SpoolConfig)
@@ -254,6 +256,7 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "INLET_API_TOKEN": (None, "api_token"),
     "INLET_ORG": (None, "org"),
     "INLET_LOG_LEVEL": (None, "log_level"),
+    "INLET_LOG_FORMAT": (None, "log_format"),
     "INLET_PARTITIONS": ("nats", "partitions"),
     "INLET_LAKE_ROLL_INTERVAL": ("lake", "roll_interval"),
     "INLET_IDENTITY_SECRET": ("edge", "identity_secret"),

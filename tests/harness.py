@@ -189,7 +189,7 @@ class System:
             f"{name}: {line}"
             for name in self.logs
             for line in self.log_text(name).splitlines()
-            if " ERROR " in line or "Traceback" in line
+            if " ERROR " in line or '"level": "ERROR"' in line or "Traceback" in line
         ]
 
     # Convenience for tests.

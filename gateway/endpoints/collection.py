@@ -21,6 +21,7 @@ from gateway.responses import json_response, problem, problem_body
 from inlet.config import Config, Connection
 from inlet.messages import BusMessage
 from inlet.outcomes import TITLE, Reason, Rejected
+from inlet.telemetry import EVENTS_REJECTED
 
 
 class SyncValidation(msgspec.Struct):
@@ -125,6 +126,7 @@ async def batch(request: Request) -> Response:
     for index, outcome in enumerate(outcomes):
         result = outcome if isinstance(outcome, Rejected) else next(acks)
         if isinstance(result, Rejected):
+            EVENTS_REJECTED.labels(result.reason.value).inc()
             responses.append(
                 Failed(statusCode=result.status, message=result.detail, code=result.reason.value)
             )

@@ -24,6 +24,7 @@ from gateway.edge_request import EdgeRequest, now_ms
 from gateway.responses import log
 from inlet.config import Config, Datastream, identity_secret
 from inlet.outcomes import TITLE, Reason, Rejected
+from inlet.telemetry import EVENTS_REJECTED
 
 ACTIONS = ("interact", "collect", "identity/acquire", "privacy/set-consent")
 CONSENT_MAX_AGE = 180 * 24 * 3600
@@ -225,6 +226,7 @@ def _problem(rejected: Rejected) -> EdgeError:
 
 
 def _error(request_id: str, rejected: Rejected, headers: dict[str, str]) -> Response:
+    EVENTS_REJECTED.labels(rejected.reason.value).inc()
     if rejected.retry_after is not None:
         headers["Retry-After"] = str(rejected.retry_after)
     if rejected.status >= 500 and rejected.reason is not Reason.unavailable:

@@ -47,5 +47,5 @@ def test_inlet_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
         code = proc.wait(60)
     text = "".join(output)
     assert code == 0, text
-    assert " ERROR " not in text and "Traceback" not in text, text
+    assert " ERROR " not in text and '"level": "ERROR"' not in text and "Traceback" not in text, text
     assert (tmp_path / "var" / "nats").is_dir() and (tmp_path / "var" / "profile" / "0").is_dir()

@@ -13,7 +13,7 @@ import signal
 
 from nats.aio.msg import Msg
 
-from inlet import bus, merge_policies, subjects
+from inlet import bus, merge_policies, subjects, telemetry
 from inlet.config import Config
 from worker import consume
 from worker.profile.apply import Applier
@@ -58,10 +58,12 @@ async def main(config: Config, shard: int = 0) -> None:
     lookup_sub = await nc.subscribe(subjects.PROFILE_QUERY, queue="profile", cb=on_lookup)
     applier = Applier(store, Rules(config.identity), int(config.profile.applied_ttl * 1000), event_ttls(config))
     handler = ProfileHandler(js, applier, name)
+    pusher = asyncio.create_task(telemetry.push_forever(js, telemetry.process_name(name)))
     log.info("Profile worker %d consuming %s.", shard, config.nats.stream)
     try:
         await consume.run(js, config.nats.stream, name, handler, config.profile.batch, stop)
     finally:
+        pusher.cancel()
         await lookup_sub.unsubscribe()
         await policies.stop()
         await bus.close(nc)

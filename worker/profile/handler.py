@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from inlet import messages
 from inlet.messages import BusMessage
 from inlet.outcomes import Reason
+from inlet.telemetry import BATCH_MESSAGES, BATCH_SECONDS
 from worker.dead_letter import dead_letter
 from worker.profile.apply import Applier
 
@@ -35,12 +36,16 @@ class ProfileHandler:
             except msgspec.DecodeError as exc:
                 batch.append(None)
                 poison.append((msg, Reason.undecodable, str(exc)))
-        failures = await asyncio.to_thread(self.applier.apply_batch, batch)
+        with BATCH_SECONDS.labels(self.consumer).time():
+            failures = await asyncio.to_thread(self.applier.apply_batch, batch)
         failed = {f.index for f in failures}
         poison.extend((msgs[f.index], f.reason, f.detail) for f in failures)
         for msg, reason, detail in poison:
             await dead_letter(self.js, msg, self.consumer, reason, detail)
-        return [m for i, m in enumerate(msgs) if batch[i] is not None and i not in failed]
+        done = [m for i, m in enumerate(msgs) if batch[i] is not None and i not in failed]
+        BATCH_MESSAGES.labels(self.consumer, "applied").inc(len(done))
+        BATCH_MESSAGES.labels(self.consumer, "dead_lettered").inc(len(poison))
+        return done
 
     async def tick(self) -> list[Msg]:
         return []

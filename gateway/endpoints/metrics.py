@@ -1,0 +1,73 @@
+"""`GET /metrics`: Prometheus text for this gateway, the consumers' lag, and the workers.
+
+Workers push their registries to the `inlet_metrics` bucket (see `inlet.telemetry`); their
+families are merged here with a `process` label, so one scrape sees the whole pipeline.
+Consumer lag (messages not yet delivered plus delivered but not acknowledged) comes from
+JetStream itself, so it is right even when a worker is down. Serve this to your monitoring
+network only; nginx does not proxy it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nats.js.errors import NoKeysError
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.requests import Request
+from starlette.responses import Response
+
+from inlet.config import Config
+from inlet.telemetry import REGISTRY, SPOOL_BYTES, metrics_bucket
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Snapshot:
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+async def metrics(request: Request) -> Response:
+    state = request.app.state
+    config: Config = state.config
+    spool = state.publisher.spool
+    SPOOL_BYTES.set(spool.bytes if spool is not None else 0)
+    families: list[Metric] = []
+    try:
+        families.append(await _lag(state.js, config.nats.stream))
+        families.extend(await _workers(state.js))
+    except Exception:  # the bus is away: serve what this process knows
+        pass
+    extra = CollectorRegistry()
+    extra.register(_Snapshot(families))
+    return Response(generate_latest(REGISTRY) + generate_latest(extra), media_type=CONTENT_TYPE)
+
+
+async def _lag(js, stream: str) -> Metric:  # type: ignore[no-untyped-def]
+    lag = GaugeMetricFamily("inlet_consumer_lag", "Messages a consumer has not acknowledged yet.", labels=["consumer"])
+    for info in await js.consumers_info(stream):
+        lag.add_metric([info.name], (info.num_pending or 0) + (info.num_ack_pending or 0))
+    return lag
+
+
+async def _workers(js) -> list[Metric]:  # type: ignore[no-untyped-def]
+    bucket = await metrics_bucket(js)
+    try:
+        keys = await bucket.keys()
+    except NoKeysError:
+        return []
+    merged: dict[str, Metric] = {}
+    for key in sorted(keys):
+        entry = await bucket.get(key)
+        if not entry.value:
+            continue
+        for family in text_string_to_metric_families(entry.value.decode()):
+            target = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+            for sample in family.samples:
+                target.samples.append(sample._replace(labels={**sample.labels, "process": key}))
+    return list(merged.values())
