@@ -33,7 +33,7 @@ from inlet.nats_server import NatsServer
 T = TypeVar("T")
 
 ROLL_INTERVAL = 1.0
-DEFAULT_COMPONENTS = ("profile", "gateway")
+DEFAULT_COMPONENTS = ("profile", "lake", "gateway")
 ORG = "DEMO@AdobeOrg"
 
 
@@ -50,7 +50,7 @@ def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float 
     while time.monotonic() < deadline:
         try:
             result = condition()
-            if result:
+            if result is not None and result is not False and (not hasattr(result, "__len__") or len(result)):
                 return result
         except (httpx.HTTPError, OSError, AssertionError) as exc:
             last_error = exc

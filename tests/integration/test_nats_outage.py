@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import httpx
+import polars as pl
 
 from tests.harness import System, event, message
 
@@ -44,3 +45,14 @@ def test_killing_nats_under_load_loses_and_doubles_nothing(system: System) -> No
     ids = system.wait_for(all_there, 60, "every accepted event in the profile")
     assert sorted(ids) == sorted(accepted) and len(ids) == len(set(ids)) == 300
     assert "Replayed" in system.log_text("gateway"), "the outage should have been bridged by the spool"
+
+    def lake_ids() -> list[str] | None:
+        files = list((system.data_dir / "lake").rglob("*.parquet"))
+        if not files:
+            return None
+        frame = pl.concat([pl.read_parquet(f, columns=["_id"]) for f in files])
+        found = frame.filter(pl.col("_id").str.starts_with("outage-"))["_id"].to_list()
+        return found if len(set(found)) == len(accepted) else None
+
+    found = system.wait_for(lake_ids, 60, "every accepted event in the lake")
+    assert found is not None and sorted(found) == sorted(accepted)

@@ -1,0 +1,128 @@
+"""The lake worker's handler: buffer rows per partition, write on size, age or shutdown, ack.
+
+Rows are grouped by (sandbox, dataset, date, hour) of their receive time. Everything buffered
+is written when the buffer holds `max_rows` rows, when its oldest row is `roll_interval` old
+(checked on every batch and on idle ticks), and on shutdown. The messages of a file are
+acknowledged only after the file is durably in place (`writer.Writer`). Commands (deletes,
+unlinks) are acknowledged at once: the lake keeps its data, as in AEP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from inlet import messages
+from inlet.config import Lake
+from inlet.messages import Event, Record
+from inlet.outcomes import Reason
+from inlet.telemetry import BATCH_MESSAGES, BATCH_SECONDS, LAKE_FILES, LAKE_ROWS
+from worker.dead_letter import dead_letter
+from worker.lake.dedupe import Seen
+from worker.lake.frames import Row, frame
+from worker.lake.quarantine import quarantine
+from worker.lake.writer import Writer, partition_dir
+
+log = logging.getLogger("inlet.worker.lake")
+
+Partition = tuple[str, str, Path]  # sandbox, dataset, directory
+
+
+class LakeHandler:
+    def __init__(self, js: JetStreamContext, lake: Path, config: Lake, consumer: str = "lake") -> None:
+        self.js = js
+        self.lake = lake
+        self.config = config
+        self.consumer = consumer
+        self.writer = Writer(lake)
+        self.seen = Seen()
+        self.rows: dict[Partition, list[Row]] = defaultdict(list)
+        self.pending: list[Msg] = []
+        self.buffered = 0
+        self.oldest: float | None = None
+
+    async def apply(self, msgs: list[Msg]) -> list[Msg]:
+        ready: list[Msg] = []
+        for msg in msgs:
+            try:
+                message = messages.decode(msg.data)
+            except msgspec.DecodeError as exc:
+                await dead_letter(self.js, msg, self.consumer, Reason.undecodable, str(exc))
+                continue
+            if not isinstance(message, (Event, Record)):
+                ready.append(msg)
+                continue
+            row = Row(
+                xdm=bytes(message.xdm),
+                data=bytes(message.data) if isinstance(message, Event) and message.data is not None else None,
+                org=message.org,
+                sandbox=message.sandbox,
+                dataset=message.dataset,
+                source=message.source,
+                kind=messages.kind_of(message),
+                message_id=message.message_id,
+                received_ms=message.received_ms,
+                stream_seq=msg.metadata.sequence.stream,
+            )
+            key = (row.sandbox, row.dataset, partition_dir(self.lake, row.sandbox, row.dataset, row.received_ms))
+            self.rows[key].append(row)
+            self.pending.append(msg)
+            self.buffered += 1
+            self.oldest = self.oldest or time.monotonic()
+        if self.buffered >= self.config.max_rows or self._aged():
+            ready.extend(await self.flush())
+        return ready
+
+    async def tick(self) -> list[Msg]:
+        return await self.flush() if self._aged() else []
+
+    async def close(self) -> list[Msg]:
+        return await self.flush()
+
+    def _aged(self) -> bool:
+        return self.oldest is not None and time.monotonic() - self.oldest >= self.config.roll_interval
+
+    async def flush(self) -> list[Msg]:
+        """Write every buffered partition; returns the messages that may now be acked."""
+        if not self.buffered:
+            return []
+        rows, pending = self.rows, self.pending
+        self.rows, self.pending, self.buffered, self.oldest = defaultdict(list), [], 0, None
+        with BATCH_SECONDS.labels(self.consumer).time():
+            written, count = await asyncio.to_thread(self._write_all, rows)
+        LAKE_FILES.inc(len(written))
+        LAKE_ROWS.inc(count)
+        BATCH_MESSAGES.labels(self.consumer, "applied").inc(len(pending))
+        log.info("Committed %d rows in %d files.", count, len(written))
+        return pending
+
+    def _write_all(self, rows: dict[Partition, list[Row]]) -> tuple[list[Path], int]:
+        written, count = [], 0
+        self.seen.forget_idle()
+        for (_, dataset, directory), part in rows.items():
+            known = self.seen.known(directory)
+            fresh: dict[str, Row] = {}
+            for row in part:  # also drops a duplicate inside the batch itself
+                if row.message_id not in known:
+                    fresh.setdefault(row.message_id, row)
+            part = list(fresh.values())
+            if not part:
+                continue
+            count += len(part)
+            try:
+                path = self.writer.write(frame(part), directory)
+                self.seen.written(directory, path, list(fresh))
+                written.append(path)
+            except Exception as exc:  # the rows are kept, as text, with the reason
+                self.writer.seq += 1
+                path = quarantine(self.lake, self.writer.writer_id, self.writer.seq, part, repr(exc))
+                log.warning("Quarantined %d rows of %s in %s: %r", len(part), dataset, path, exc)
+                written.append(path)
+        return written, count
