@@ -15,8 +15,11 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ -f tag/package.json ]; then cd tag && npm test --silent; fi
 
+# Benchmarks (not tests): figures and how to read them are in BENCHMARKS.md.
+# The single-message HTTP/2 load uses h2load (Debian: nghttp2-client) when present.
 bench: setup
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench gateway $(BENCH_ARGS)
+	$(BIN)/python -m bench profile $(BENCH_ARGS)
 
 setup: $(STAMP) tag
 
