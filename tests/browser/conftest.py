@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import DEFAULT_COMPONENTS, System, free_port, nats_server  # noqa: F401
+from tests.harness import DEFAULT_COMPONENTS, System, free_port, nats_server, system  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
 EDGE_HOST = "edge.inlet.test"
@@ -110,21 +110,31 @@ def pages(tmp_path: Path) -> Iterator[Pages]:
     served.close()
 
 
-@pytest.fixture
-def chromium(tls_system: System) -> Iterator[Any]:
+BASE_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _launch(args: list[str]) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--host-resolver-rules=MAP {EDGE_HOST}:443 127.0.0.1:{tls_system.port}",
-                "--ignore-certificate-errors",
-            ],
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BASE_ARGS + args)
         try:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def chromium(tls_system: System) -> Iterator[Any]:
+    """Chromium that reaches the TLS gateway as https://edge.inlet.test."""
+    yield from _launch([f"--host-resolver-rules=MAP {EDGE_HOST}:443 127.0.0.1:{tls_system.port}",
+                        "--ignore-certificate-errors"])
+
+
+@pytest.fixture
+def browser(system: System) -> Iterator[Any]:
+    """Chromium for pages that call the plain-HTTP gateway directly."""
+    yield from _launch([])
