@@ -38,7 +38,8 @@ tag:
 	@if [ -f tag/package.json ]; then \
 		cd tag && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; } && npm run build --silent; \
 	fi
-	@cd tests/browser && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; }
+	@# npm ci rejects this lockfile (npm 11 and alloy's optional rollup packages); install does not.
+	@cd tests/browser && { [ -d node_modules/@adobe/alloy ] || npm install --no-audit --no-fund --silent; }
 
 clean:
 	rm -rf $(VENV) tag/node_modules tag/dist var
