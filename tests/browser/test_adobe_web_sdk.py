@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from tests.browser.conftest import EDGE_HOST, HERE, Pages
@@ -85,6 +86,16 @@ def test_adobe_web_sdk_sends_events_and_gets_the_ecid_inlet_minted(
     profile = tls_system.profile("Email", "jane@shop.example").json()
     (entity,) = profile.values()
     assert f"ECID:{ecid}" in entity["identityGraph"]
+
+    def in_lake() -> int:
+        files = list((tls_system.data_dir / "lake").rglob("*.parquet"))
+        if not files:
+            return 0
+        rows = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+        alloy = rows.filter(pl.col("implementationDetails").struct.field("name") == "https://ns.adobe.com/experience/alloy")
+        return alloy.height
+
+    assert tls_system.wait_for(lambda: in_lake() == 2, 15, "both events in the lake")
     context.close()
 
 

@@ -172,3 +172,17 @@ def test_the_same_request_retried_is_stored_once(system: System) -> None:
         return ids if "marker" in ids else []
 
     assert len(system.wait_for(names, 5)) == 2
+
+
+def test_a_first_party_edge_sets_a_long_lived_http_only_cookie(system: System) -> None:
+    body = {"events": [page_view()], "meta": {"state": {"domain": "shop.example", "cookiesEnabled": True}}}
+    first_party = interact(system, body, host="edge.shop.example")
+    cookie = first_party.headers["set-cookie"]
+    assert cookie.startswith("inlet_device=")
+    for attribute in ("Domain=shop.example", "Path=/", "Max-Age=34128000", "HttpOnly", "Secure", "SameSite=Lax"):
+        assert attribute in cookie
+    value = cookie.split(";", 1)[0].split("=", 1)[1]
+    again = interact(system, {"events": [page_view()]}, cookie=f"inlet_device={value}")
+    assert ecid_of(again) == ecid_of(first_party)  # the server cookie alone keeps the id
+    third_party = interact(system, body, host="collector.elsewhere.example")
+    assert "set-cookie" not in third_party.headers
