@@ -20,6 +20,7 @@ test: setup
 bench: setup
 	$(BIN)/python -m bench gateway $(BENCH_ARGS)
 	$(BIN)/python -m bench profile $(BENCH_ARGS)
+	$(BIN)/python -m bench lake $(BENCH_ARGS)
 
 setup: $(STAMP) tag
 

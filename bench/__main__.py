@@ -29,12 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=500, help="offered events/s for the freshness run")
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--repeat", type=int, default=3)
+    lake = sub.add_parser("lake", help="lake writer throughput and bytes per event")
+    lake.add_argument("--events", type=int, default=50_000)
+    lake.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     print(f"machine: {machine()}", flush=True)
     if args.name == "gateway":
         from bench import gateway
 
         print(gateway.report(gateway.run(args.seconds, args.clients, args.streams, args.repeat, args.batches, args.workers)))
+    elif args.name == "lake":
+        from bench import lake as lake_bench
+
+        print(lake_bench.report(lake_bench.run(args.events, args.repeat)))
     else:
         from bench import profile
 

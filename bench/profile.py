@@ -41,10 +41,16 @@ async def _fill(url: str, count: int) -> None:
     for i in range(count):
         person = rng.randrange(PEOPLE)
         ids = [Identity("Email", f"p{person}@bench.example", True), Identity("ECID", f"{person:038d}")]
+        xdm = message(f"b{i}")["body"]["xdmEntity"]
+        # Realistic variety, so compression is not flattered by identical rows.
+        xdm["identityMap"]["Email"][0]["id"] = ids[0].id
+        xdm["commerce"]["order"]["priceTotal"] = round(rng.uniform(5, 500), 2)
+        xdm["web"]["webPageDetails"]["URL"] = f"https://shop.example/p/{rng.randrange(10_000)}?ref={uuid.uuid4().hex[:8]}"
+        xdm["timestamp"] = f"2026-11-23T{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{i % 1000:03d}Z"
         event = messages.Event(org="DEMO@AdobeOrg", sandbox="prod", dataset="demo-events", source="bench",
                                message_id=f"prod/demo-events/b{i}", received_ms=int(time.time() * 1000),
                                timestamp_ms=1_795_000_000_000 + i, event_type="commerce.purchases", identities=ids,
-                               xdm=msgspec.Raw(json.dumps(message(f"b{i}")["body"]["xdmEntity"]).encode()))
+                               xdm=msgspec.Raw(json.dumps(xdm).encode()))
         futures.append(await js.publish_async(subjects.ingest("prod", "event", subjects.partition(ids[0].key, 16)),
                                               messages.encode(event), headers={"Nats-Msg-Id": event.message_id}))
     await asyncio.gather(*futures)

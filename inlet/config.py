@@ -91,6 +91,8 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Lake(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     roll_interval: PositiveSeconds = 60 * SECONDS
     max_rows: Positive = 50_000
+    # Buffered XDM bytes that trigger a write, whichever limit comes first.
+    max_bytes: Positive = 64 * MIB
     batch: Positive = 1_000
 
 

@@ -102,3 +102,66 @@ def test_killing_the_lake_worker_repeatedly_leaves_every_message_exactly_once(sy
     assert rows is not None
     ids = rows.filter(pl.col("_id").str.starts_with("kill-"))["_id"].to_list()
     assert sorted(ids) == sorted(accepted), "a message is missing or written twice"
+
+
+def test_two_lake_workers_share_the_stream_and_duckdb_pyarrow_and_polars_agree(system: System) -> None:
+    import duckdb
+
+    second = System.ARGS["lake"]
+    System.ARGS["lake-2"] = second
+    try:
+        system.start("lake-2")  # a second lake worker on the same durable consumer
+    finally:
+        System.ARGS.pop("lake-2")
+    for i in range(200):
+        xdm = event(email=f"two{i % 5}@shop.example", event_id=f"two-{i}", shop={"n": i})
+        assert system.http.post("/collection/demo", json=message("demo-events", xdm)).status_code == 200
+
+    def complete() -> pl.DataFrame | None:
+        rows = lake_rows(system)
+        return rows if rows.height and rows.filter(pl.col("_id").str.starts_with("two-"))["_id"].n_unique() == 200 else None
+
+    rows = system.wait_for(complete, 20, "every event in the lake")
+    assert rows is not None and rows.filter(pl.col("_id").str.starts_with("two-")).height == 200
+    writers = {p.name.split("-")[1] for p in (system.data_dir / "lake").rglob("part-*.parquet")}
+    assert len(writers) == 2, "both workers should have written"
+
+    root = system.data_dir / "lake" / "prod" / "demo-events"
+    with duckdb.connect() as db:
+        (count,) = db.execute(
+            f"SELECT count(*) FROM read_parquet('{root}/*/*/*.parquet', hive_partitioning=true, union_by_name=true)"
+        ).fetchone()
+        (hours,) = db.execute(
+            f"SELECT count(DISTINCT hour) FROM read_parquet('{root}/*/*/*.parquet', hive_partitioning=true, union_by_name=true)"
+        ).fetchone()
+    assert count == ds.dataset(root, format="parquet", partitioning="hive").count_rows() == 200
+    assert hours >= 1
+    assert pl.scan_parquet(root, hive_partitioning=True).select(pl.len()).collect().item() == 200
+
+
+def test_lake_cli_lists_queries_and_compacts(system: System) -> None:
+    import json
+    import subprocess
+    import sys
+
+    for i in range(3):
+        xdm = event(email="cli@shop.example", event_id=f"cli-{i}", commerce={"order": {"priceTotal": 10.0 * i}})
+        assert system.http.post("/collection/demo", json=message("demo-events", xdm)).status_code == 200
+    system.wait_for(lambda: lake_rows(system).height >= 3, 10, "rows in the lake")
+
+    def inlet(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "inlet", "lake", *args], env=system.env, cwd=system.tmp,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert "demo-events" in inlet("ls")
+    csv = inlet("query", 'SELECT count(*) AS n, sum(commerce.order.priceTotal) AS total FROM "demo-events"', "--format", "csv")
+    assert csv.splitlines() == ["n,total", "3,30.0"]
+    lines = inlet("query", "SELECT _id FROM demo_events ORDER BY _id", "--format", "json").splitlines()
+    assert [json.loads(line)["_id"] for line in lines] == ["cli-0", "cli-1", "cli-2"]
+    assert "cli-1" in inlet("query", "SELECT _id FROM demo_events")
+    assert "compacted 0 partitions" in inlet("compact")  # the current hour is still open
+    bad = subprocess.run([sys.executable, "-m", "inlet", "lake", "query", "SELECT nope FROM nowhere"],
+                         env=system.env, cwd=system.tmp, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "inlet lake:" in bad.stderr

@@ -14,8 +14,10 @@ import logging
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import polars as pl
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -28,6 +30,7 @@ from worker.dead_letter import dead_letter
 from worker.lake.dedupe import Seen
 from worker.lake.frames import Row, frame
 from worker.lake.quarantine import quarantine
+from worker.lake.schema import conflicts, established, misfits, widen
 from worker.lake.writer import Writer, partition_dir
 
 log = logging.getLogger("inlet.worker.lake")
@@ -46,7 +49,9 @@ class LakeHandler:
         self.rows: dict[Partition, list[Row]] = defaultdict(list)
         self.pending: list[Msg] = []
         self.buffered = 0
+        self.buffered_bytes = 0
         self.oldest: float | None = None
+        self.schemas: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def apply(self, msgs: list[Msg]) -> list[Msg]:
         ready: list[Msg] = []
@@ -75,8 +80,9 @@ class LakeHandler:
             self.rows[key].append(row)
             self.pending.append(msg)
             self.buffered += 1
+            self.buffered_bytes += len(row.xdm)
             self.oldest = self.oldest or time.monotonic()
-        if self.buffered >= self.config.max_rows or self._aged():
+        if self._full() or self._aged():
             ready.extend(await self.flush())
         return ready
 
@@ -85,6 +91,9 @@ class LakeHandler:
 
     async def close(self) -> list[Msg]:
         return await self.flush()
+
+    def _full(self) -> bool:
+        return self.buffered >= self.config.max_rows or self.buffered_bytes >= self.config.max_bytes
 
     def _aged(self) -> bool:
         return self.oldest is not None and time.monotonic() - self.oldest >= self.config.roll_interval
@@ -95,6 +104,7 @@ class LakeHandler:
             return []
         rows, pending = self.rows, self.pending
         self.rows, self.pending, self.buffered, self.oldest = defaultdict(list), [], 0, None
+        self.buffered_bytes = 0
         with BATCH_SECONDS.labels(self.consumer).time():
             written, count = await asyncio.to_thread(self._write_all, rows)
         LAKE_FILES.inc(len(written))
@@ -106,7 +116,7 @@ class LakeHandler:
     def _write_all(self, rows: dict[Partition, list[Row]]) -> tuple[list[Path], int]:
         written, count = [], 0
         self.seen.forget_idle()
-        for (_, dataset, directory), part in rows.items():
+        for (sandbox, dataset, directory), part in rows.items():
             known = self.seen.known(directory)
             fresh: dict[str, Row] = {}
             for row in part:  # also drops a duplicate inside the batch itself
@@ -117,12 +127,42 @@ class LakeHandler:
                 continue
             count += len(part)
             try:
-                path = self.writer.write(frame(part), directory)
-                self.seen.written(directory, path, list(fresh))
-                written.append(path)
+                table, part, rejected = self._conforming(sandbox, dataset, part)
+                if rejected:
+                    written.append(self._quarantine(dataset, rejected))
+                if table is not None:
+                    path = self.writer.write(table, directory)
+                    key = (sandbox, dataset)
+                    self.schemas[key] = widen(self.schemas[key], dict(table.schema))
+                    self.seen.written(directory, path, [r.message_id for r in part])
+                    written.append(path)
             except Exception as exc:  # the rows are kept, as text, with the reason
-                self.writer.seq += 1
-                path = quarantine(self.lake, self.writer.writer_id, self.writer.seq, part, repr(exc))
-                log.warning("Quarantined %d rows of %s in %s: %r", len(part), dataset, path, exc)
-                written.append(path)
+                written.append(self._quarantine(dataset, [(r, repr(exc)) for r in part]))
         return written, count
+
+    def _conforming(
+        self, sandbox: str, dataset: str, part: list[Row]
+    ) -> tuple[pl.DataFrame | None, list[Row], list[tuple[Row, str]]]:
+        """The frame of the rows the dataset's columns can take, those rows, and the others
+        with the reason they cannot join."""
+        key = (sandbox, dataset)
+        if key not in self.schemas:
+            self.schemas[key] = established(self.lake / sandbox / dataset)
+        table = frame(part)
+        paths = conflicts(self.schemas[key], dict(table.schema)) if self.schemas[key] else []
+        if not paths:
+            return table, part, []
+        keep, rejected = [], []
+        for row in part:
+            reason = misfits(row.xdm, paths)
+            if reason:
+                rejected.append((row, reason))
+            else:
+                keep.append(row)
+        return (frame(keep) if keep else None), keep, rejected
+
+    def _quarantine(self, dataset: str, rows: list[tuple[Row, str]]) -> Path:
+        self.writer.seq += 1
+        path = quarantine(self.lake, self.writer.writer_id, self.writer.seq, rows)
+        log.warning("Quarantined %d rows of %s in %s: %s", len(rows), dataset, path, rows[0][1])
+        return path

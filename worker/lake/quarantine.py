@@ -30,14 +30,15 @@ class QuarantinedRow(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 
 
-def quarantine(lake: Path, writer_id: str, seq: int, rows: list[Row], reason: str) -> Path:
-    first = rows[0]
+def quarantine(lake: Path, writer_id: str, seq: int, rows: list[tuple[Row, str]]) -> Path:
+    """Write (row, reason) pairs of one partition as a quarantine file."""
+    first = rows[0][0]
     directory = partition_dir(lake / "_quarantine", first.sandbox, first.dataset, first.received_ms)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"part-{writer_id}-{seq:06d}.jsonl"
     temp = directory / f".{final.name}.tmp"
     with open(temp, "wb") as out:
-        for row in rows:
+        for row, reason in rows:
             out.write(_encode(QuarantinedRow(reason, row.message_id, row.dataset, row.received_ms,
                                              row.stream_seq, msgspec.Raw(row.xdm))) + b"\n")
     fsync_file(temp)

@@ -75,7 +75,7 @@ def test_schema_evolution_reads_back_by_name_with_widening(tmp_path: Path) -> No
 
 
 def test_unstorable_rows_are_quarantined_with_the_reason(tmp_path: Path) -> None:
-    path = quarantine(tmp_path, "w1", 1, [row(1, {"_id": "a"})], "ComputeError('boom')")
+    path = quarantine(tmp_path, "w1", 1, [(row(1, {"_id": "a"}), "ComputeError('boom')")])
     assert path.parent.parts[-5:-2] == ("_quarantine", "prod", "events")
     (line,) = path.read_text().splitlines()
     assert json.loads(line)["reason"] == "ComputeError('boom')" and json.loads(line)["xdm"] == {"_id": "a"}
@@ -98,3 +98,34 @@ def test_compaction_merges_closed_hours_once_and_drops_duplicates(tmp_path: Path
     arrow = ds.dataset(tmp_path / "prod" / "events", format="parquet", partitioning="hive")
     assert arrow.count_rows() == 6
     assert "events" in ls(tmp_path, "prod")
+
+
+class _Msg:
+    def __init__(self, data: bytes, seq: int) -> None:
+        self.data, self.subject = data, "inlet.prod.event.0"
+        self.metadata = type("M", (), {"sequence": type("S", (), {"stream": seq})()})()
+
+
+async def test_type_conflicts_are_quarantined_and_the_rest_written(tmp_path: Path) -> None:
+    import msgspec
+
+    from inlet.messages import Event, encode
+    from worker.lake.handler import LakeHandler
+
+    def msg(i: int, xdm: dict) -> _Msg:
+        return _Msg(encode(Event(org="O", sandbox="prod", dataset="events", source="s", message_id=f"m{i}",
+                                 received_ms=OLD, timestamp_ms=0, xdm=msgspec.Raw(json.dumps(xdm).encode()))), i)
+
+    handler = LakeHandler(None, tmp_path, load({}).lake)  # type: ignore[arg-type]
+    await handler.apply([msg(1, {"_id": "a", "price": 1, "tags": ["x"]})])  # type: ignore[list-item]
+    assert len(await handler.close()) == 1
+    await handler.apply([msg(2, {"_id": "b", "price": 2.5, "new": True}),  # widening and a new field: fine
+                         msg(3, {"_id": "c", "price": "cheap"}),  # a string among numbers: quarantined
+                         msg(4, {"_id": "d", "tags": {"not": "a list"}})])  # type: ignore[list-item]
+    assert len(await handler.close()) == 3  # all acknowledged: written or quarantined, never dropped
+    (files,) = datasets(tmp_path, "prod").values()
+    rows = table(files).collect().sort("_id")
+    assert rows["_id"].to_list() == ["a", "b"] and rows["price"].to_list() == [1.0, 2.5]
+    quarantined = [json.loads(line) for f in (tmp_path / "_quarantine").rglob("*.jsonl") for line in f.read_text().splitlines()]
+    assert sorted(q["message_id"] for q in quarantined) == ["m3", "m4"]
+    assert all("in the dataset's files" in q["reason"] for q in quarantined)
