@@ -152,6 +152,7 @@ class System:
     def start(self, name: str) -> None:
         log = self.tmp / f"{name}.log"
         self.logs[name] = log
+        offset = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
         with open(log, "ab") as out:
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "inlet", *self.ARGS[name]],
@@ -160,7 +161,7 @@ class System:
         if name == "gateway":
             self.wait_for(lambda: self.http.get("/readyz").status_code == 200, 30, what="gateway ready")
         else:
-            self.wait_for(lambda: b"consuming" in log.read_bytes() or self._died(name), 30, what=f"{name} ready")
+            self.wait_for(lambda: b"consuming" in log.read_bytes()[offset:] or self._died(name), 30, what=f"{name} ready")
             assert not self._died(name), log.read_text()
 
     def _died(self, name: str) -> bool:

@@ -165,3 +165,16 @@ def test_lake_cli_lists_queries_and_compacts(system: System) -> None:
     bad = subprocess.run([sys.executable, "-m", "inlet", "lake", "query", "SELECT nope FROM nowhere"],
                          env=system.env, cwd=system.tmp, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "inlet lake:" in bad.stderr
+
+
+def test_sigterm_flushes_what_the_lake_worker_buffered(system: System) -> None:
+    system.stop("lake")
+    system.env["INLET_LAKE_ROLL_INTERVAL"] = "3600"  # only a shutdown can write this file
+    system.start("lake")
+    assert system.post_event(email="bye@shop.example", event_id="buffered-at-exit").status_code == 200
+    lag = lambda: system.http.get("/metrics").text  # noqa: E731
+    system.wait_for(lambda: 'inlet_consumer_lag{consumer="lake"} 1.0' in lag(), 10, "the event fetched, unacked")
+    assert system.stop("lake") == 0
+    rows = lake_rows(system)
+    assert "buffered-at-exit" in rows["_id"].to_list()
+    assert 'inlet_consumer_lag{consumer="lake"} 0.0' in lag()
