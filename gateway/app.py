@@ -23,6 +23,7 @@ from gateway.auth import Authorizer
 from gateway.endpoints import collection, edge, health, merge_policies, metrics, profile
 from gateway.observe import Observe
 from gateway.enrich import ClientAddress
+from gateway.limits import RateLimiter
 from gateway.publish import Publisher
 from gateway.responses import json_response
 from gateway.spool import Spool
@@ -83,6 +84,7 @@ def create_app(config: Config) -> Starlette:
     app.state.authorizer = Authorizer(config)
     app.state.api_tokens = [app.state.authorizer.tokens[0].token]  # the root token
     app.state.client_address = ClientAddress(config.edge)
+    app.state.rate_limiter = RateLimiter()
     return app
 
 

@@ -7,12 +7,14 @@ failure is a `Rejected` with a stable reason; nothing here raises anything else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime
 
 import msgspec
 
-from inlet.config import Config, Connection, Dataset
+from gateway.limits import Shape
+from inlet.config import Config, Connection, Dataset, Limits
 from inlet.messages import Event, Operation, Record
 from inlet.outcomes import Reason, Rejected
 from inlet.xdm import XdmHead, decode_head, identities, namespaces
@@ -76,6 +78,7 @@ def decode_message(
             Reason.message_too_large,
             f"message is {len(data)} bytes; the limit is {config.http.max_message_bytes}",
         )
+    shape(config).check(data)
     message = _decode(_decode_message, data)
     header = message.header
     if header.imsOrgId != config.org:
@@ -148,6 +151,16 @@ def _dataset(config: Config, connection: Connection, dataset_id: str) -> Dataset
     return dataset
 
 
+@functools.lru_cache(maxsize=4)
+def _shape(limits: tuple[int, int]) -> Shape:
+    return Shape(Limits(max_depth=limits[0], max_string_bytes=limits[1]))
+
+
+def shape(config: Config) -> Shape:
+    """The shape check of this configuration, compiled once."""
+    return _shape((config.limits.max_depth, config.limits.max_string_bytes))
+
+
 def event_id(sandbox: str, dataset: str, xdm_id: str) -> str:
     """The `Nats-Msg-Id` of an event: its XDM `_id`, scoped so tenants never collide."""
     return f"{sandbox}/{dataset}/{xdm_id}"
@@ -182,3 +195,5 @@ def _decode(decoder, data: bytes | msgspec.Raw, prefix: str = "$"):  # type: ign
         raise Rejected(reason, message.replace("`$", f"`{prefix}", 1)) from None
     except msgspec.DecodeError as exc:
         raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected(Reason.too_deep, "the document nests too deeply to decode") from None

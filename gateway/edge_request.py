@@ -83,6 +83,8 @@ def decode(data: bytes) -> EdgeRequest:
         raise Rejected(Reason.invalid_message, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected(Reason.too_deep, "the document nests too deeply to decode") from None
 
 
 def consent_choice(request: EdgeRequest) -> Literal["in", "out"] | None:

@@ -65,6 +65,13 @@ class Nats(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_pending_publishes: Positive = 20_000
 
 
+class Limits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Shape limits on every document the gateway accepts (see `gateway.limits`)."""
+
+    max_depth: Annotated[int, msgspec.Meta(ge=2, le=512)] = 64
+    max_string_bytes: Positive = 64 * KIB
+
+
 class SpoolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The gateway's disk spool for when JetStream is unreachable (see `gateway.spool`)."""
 
@@ -147,6 +154,8 @@ class Connection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tokens: list[str] = []
     # Empty: any dataset of the sandbox.
     datasets: list[Name] = []
+    # Requests per second through this connection, per gateway (0: unlimited).
+    rate_limit: Annotated[float, msgspec.Meta(ge=0)] = 0
 
 
 class Datastream(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -156,6 +165,8 @@ class Datastream(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sandbox: Name = "prod"
     dataset: Name = "demo-events"
     origins: list[str] = []
+    # Requests per second from browsers and apps on this datastream, per gateway (0: unlimited).
+    rate_limit: Annotated[float, msgspec.Meta(ge=0)] = 0
 
 
 class Dataset(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -225,6 +236,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     http: Http = msgspec.field(default_factory=Http)
     nats: Nats = msgspec.field(default_factory=Nats)
     spool: SpoolConfig = msgspec.field(default_factory=SpoolConfig)
+    limits: Limits = msgspec.field(default_factory=Limits)
     profile: Profile = msgspec.field(default_factory=Profile)
     lake: Lake = msgspec.field(default_factory=Lake)
     edge: Edge = msgspec.field(default_factory=Edge)

@@ -26,6 +26,9 @@ class Reason(str, Enum):
     request_too_large = "request_too_large"
     too_many_messages = "too_many_messages"
     unsupported_media_type = "unsupported_media_type"
+    too_deep = "too_deep"
+    string_too_long = "string_too_long"
+    rate_limited = "rate_limited"
     unauthorized = "unauthorized"
     forbidden = "forbidden"
     not_found = "not_found"
@@ -52,6 +55,9 @@ STATUS: dict[Reason, int] = {
     Reason.request_too_large: 413,
     Reason.too_many_messages: 413,
     Reason.unsupported_media_type: 415,
+    Reason.too_deep: 400,
+    Reason.string_too_long: 400,
+    Reason.rate_limited: 429,
     Reason.unauthorized: 401,
     Reason.forbidden: 403,
     Reason.not_found: 404,
@@ -77,6 +83,9 @@ TITLE: dict[Reason, str] = {
     Reason.request_too_large: "Request too large",
     Reason.too_many_messages: "Too many messages",
     Reason.unsupported_media_type: "Unsupported media type",
+    Reason.too_deep: "Document nested too deeply",
+    Reason.string_too_long: "String too long",
+    Reason.rate_limited: "Too many requests",
     Reason.unauthorized: "Unauthorized",
     Reason.forbidden: "Forbidden",
     Reason.not_found: "Not found",

@@ -69,6 +69,10 @@ roll_interval = {roll_interval}
 id = "demo"
 
 [[connections]]
+id = "limited"
+rate_limit = 1
+
+[[connections]]
 id = "secured"
 authenticated = true
 tokens = ["conn-secret"]

@@ -59,6 +59,7 @@ def _connection(request: Request, config: Config) -> Connection:
         raise Rejected(Reason.unknown_connection, f"no streaming connection {connection_id!r}")
     if connection.authenticated:
         auth.require_token(request, connection.tokens)
+    request.app.state.rate_limiter.take(f"connection:{connection.id}", connection.rate_limit)
     return connection
 
 

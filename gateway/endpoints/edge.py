@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import body, cors, device_id, edge_request, user_agent
+from gateway.decode import shape
 from gateway.edge_request import EdgeRequest, now_ms
 from gateway.responses import log
 from inlet.config import Config, Datastream, identity_secret
@@ -110,7 +111,9 @@ async def edge(request: Request) -> Response:
         version, action = _route(request.path_params["path"])
         datastream = _datastream(request, config)
         headers.update(_cors(request, datastream))
+        state.rate_limiter.take(f"datastream:{datastream.id}", datastream.rate_limit)
         data = await body.read(request, config.edge.max_request_bytes)
+        shape(config).check(data)
         payload = edge_request.decode(data)
         if len(payload.all_events) > config.edge.max_events:
             raise Rejected(Reason.too_many_messages,

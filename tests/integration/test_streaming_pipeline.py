@@ -225,3 +225,28 @@ def test_invalid_xdm_fields_are_rejected_with_their_reason(system: System) -> No
     assert ok.json()["syncValidation"] == {"status": "pass"}
     lake_only = system.http.post("/collection/demo", json=message("lake-only", event(email=None)))
     assert lake_only.status_code == 200
+
+
+@pytest.mark.components("gateway")
+def test_shape_and_rate_limits(system: System) -> None:
+    deep: dict = {}
+    node = deep
+    for _ in range(100):
+        node["x"] = {}
+        node = node["x"]
+    too_deep = system.http.post("/collection/demo", json=message("demo-events", event(nest=deep)))
+    assert too_deep.status_code == 400 and too_deep.json()["code"] == "too_deep"
+    very_deep = system.http.post("/collection/demo", content=b'{"header": ' + b"[" * 50000 + b"]" * 50000 + b"}",
+                                 headers={"content-type": "application/json"})
+    assert very_deep.status_code == 400 and very_deep.json()["code"] == "too_deep"
+    long_string = system.http.post("/collection/demo", json=message("demo-events", event(note="x" * 70000)))
+    assert long_string.status_code == 400 and long_string.json()["code"] == "string_too_long"
+    edge_deep = system.http.post("/ee/v1/interact?configId=demo", content=b'{"events": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    assert edge_deep.status_code == 400 and edge_deep.json()["errors"][0]["code"] == "too_deep"
+
+    statuses = [system.http.post("/collection/limited", json=message("demo-events", event())) for _ in range(4)]
+    assert [r.status_code for r in statuses[:2]] == [200, 200]
+    limited = statuses[-1]
+    assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert system.post_event().status_code == 200  # other connections are not affected
