@@ -197,3 +197,5 @@ def _decode(decoder, data: bytes | msgspec.Raw, prefix: str = "$"):  # type: ign
         raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None
     except RecursionError:
         raise Rejected(Reason.too_deep, "the document nests too deeply to decode") from None
+    except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a string
+        raise Rejected(Reason.malformed_json, f"body is not valid UTF-8 JSON: {exc.reason}") from None

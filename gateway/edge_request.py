@@ -85,6 +85,8 @@ def decode(data: bytes) -> EdgeRequest:
         raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None
     except RecursionError:
         raise Rejected(Reason.too_deep, "the document nests too deeply to decode") from None
+    except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a string
+        raise Rejected(Reason.malformed_json, f"body is not valid UTF-8 JSON: {exc.reason}") from None
 
 
 def consent_choice(request: EdgeRequest) -> Literal["in", "out"] | None:
