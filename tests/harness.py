@@ -75,7 +75,7 @@ rate_limit = 1
 [[connections]]
 id = "secured"
 authenticated = true
-tokens = ["conn-secret"]
+tokens = ["conn-secret", "conn-secret-next"]  # two valid at once: a rotation
 datasets = ["demo-events"]
 
 [[datastreams]]

@@ -186,3 +186,8 @@ def test_a_first_party_edge_sets_a_long_lived_http_only_cookie(system: System) -
     assert ecid_of(again) == ecid_of(first_party)  # the server cookie alone keeps the id
     third_party = interact(system, body, host="collector.elsewhere.example")
     assert "set-cookie" not in third_party.headers
+
+
+def test_too_many_events_in_one_request_are_refused(system: System) -> None:
+    response = interact(system, {"events": [page_view() for _ in range(101)]})
+    assert response.status_code == 413 and response.json()["errors"][0]["code"] == "too_many_messages"

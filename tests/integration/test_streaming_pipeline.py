@@ -129,6 +129,9 @@ def test_authenticated_connection_needs_its_bearer_token(system: System) -> None
                             headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = system.http.post("/collection/secured", json=body, headers={"Authorization": "Bearer conn-secret"})
     assert ok.status_code == 200, ok.text
+    rotated = system.http.post("/collection/secured", json=body, headers={"Authorization": "Bearer conn-secret-next"})
+    assert rotated.status_code == 200, rotated.text
+    assert "conn-secret" not in system.log_text("gateway")  # tokens never reach the logs
     other = system.http.post("/collection/secured", json=message("demo-profiles", event()),
                              headers={"Authorization": "Bearer conn-secret"})
     assert other.status_code == 403 and other.json()["code"] == "dataset_not_allowed"
