@@ -1,29 +1,39 @@
-"""`python -m bench gateway|profile [options]`; see BENCHMARKS.md for what each measures."""
+"""`python -m bench gateway|profile|lake [options]`; see BENCHMARKS.md for what each measures."""
 
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
+import shlex
 import sys
-import time
+
+from bench import machine
 
 
-def machine() -> str:
-    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return f"{time.strftime('%Y-%m-%d')}, {cores} cores, Python {platform.python_version()}, {platform.machine()}"
+def _positive(kind: type, most: float) -> object:
+    def parse(text: str) -> object:
+        value = kind(text)
+        if not 0 < value <= most:
+            raise argparse.ArgumentTypeError(f"must be in (0, {most:g}]")
+        return value
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     sub = parser.add_subparsers(dest="name", required=True)
-    g = sub.add_parser("gateway", help="ingestion throughput and latency vs a bare Starlette endpoint")
-    g.add_argument("--seconds", type=float, default=10)
-    g.add_argument("--clients", type=int, default=4)
-    g.add_argument("--streams", type=int, default=8, help="concurrent HTTP/2 streams per client")
-    g.add_argument("--repeat", type=int, default=3)
-    g.add_argument("--batches", type=int, default=300, help="unique 100-event requests per batch run")
+    g = sub.add_parser("gateway", help="ingestion throughput and latency vs a bare Starlette endpoint",
+                       description="Each run lasts about repeat x loads x 2 servers x (warmup + seconds).")
+    g.add_argument("--seconds", type=_positive(float, 600), default=10, help="measured seconds per run (10)")
+    g.add_argument("--warmup", type=_positive(float, 60), default=1, help="unmeasured seconds before each run (1)")
+    g.add_argument("--concurrency", type=_positive(int, 4096), default=32, help="requests in flight in all (32)")
+    g.add_argument("--connections", type=_positive(int, 256), default=4, help="HTTP/2 connections (4)")
+    g.add_argument("--batch", type=_positive(int, 10_000), nargs="+", default=[1, 100], metavar="N",
+                   help="events per request; 1 posts to /collection/demo, more to /collection/batch/demo (1 100)")
+    g.add_argument("--driver", choices=["all", "h2load", "python"], default="all",
+                   help="all: Python driver for every size, plus h2load for 1 when installed (all)")
+    g.add_argument("--repeat", type=_positive(int, 20), default=3, help="runs per load; medians are reported (3)")
     g.add_argument("--workers", action="store_true", help="also run the profile and lake workers")
+    g.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, store)")
     p = sub.add_parser("profile", help="profile worker throughput, freshness and lookup latency")
     p.add_argument("--events", type=int, default=50_000)
     p.add_argument("--rate", type=int, default=500, help="offered events/s for the freshness run")
@@ -33,11 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     lake.add_argument("--events", type=int, default=50_000)
     lake.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    print(f"machine: {machine()}", flush=True)
+    print(f"machine: {machine.describe()}", flush=True)
     if args.name == "gateway":
         from bench import gateway
 
-        print(gateway.report(gateway.run(args.seconds, args.clients, args.streams, args.repeat, args.batches, args.workers)))
+        print(f"command: python -m bench {shlex.join(sys.argv[1:] if argv is None else argv)}", flush=True)
+        outcome = gateway.run(args.seconds, args.concurrency, args.connections, args.batch, args.repeat,
+                              args.warmup, args.driver, args.workers, args.keep)
+        print(gateway.report(outcome))
     elif args.name == "lake":
         from bench import lake as lake_bench
 

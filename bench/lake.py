@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import time
 from typing import Any
 
-from bench.processes import Stack
+from bench.processes import Stack, wait_drained
 from bench.profile import _drain_null, _fill, _lag
 
 
@@ -22,18 +21,7 @@ def once(events: int) -> dict[str, float]:
         asyncio.run(_fill(stack.nats.url, events))
         null_rate = asyncio.run(_drain_null(stack.nats.url, events))
         stack.start("worker", "lake")
-        start = None
-        while True:
-            try:
-                lag = asyncio.run(_lag(stack.nats.url, "lake"))
-            except Exception:
-                time.sleep(0.01)
-                continue
-            start = start or time.perf_counter()
-            if lag == 0:
-                break
-            time.sleep(0.02)
-        elapsed = time.perf_counter() - start
+        elapsed = wait_drained(lambda: asyncio.run(_lag(stack.nats.url, "lake")))
         files = list((stack.tmp / "data" / "lake").rglob("*.parquet"))
         size = sum(f.stat().st_size for f in files)
     return {"rows_per_s": events / elapsed, "null_per_s": null_rate, "bytes_per_event": size / events, "files": len(files)}

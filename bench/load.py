@@ -1,45 +1,42 @@
-"""HTTP/2 load with h2load (nghttp2's native load generator): bounded in time, latencies
-from its per-request log."""
+"""The HTTP/2 load driver: one closed-loop load against one server, bounded in time.
+
+`connections` HTTP/2 cleartext connections, each with `concurrency / connections` requests in
+flight, for `warmup + seconds`; only the `seconds` after the warm-up are measured. Two drivers
+give the same shape of load:
+
+- `h2load` (`bench.h2load`): native, so not the bottleneck; repeats one body, so against the
+  gateway every event after the first is a JetStream duplicate. One event per request only.
+- `python` (`bench.h2client`): unique events in every request, so every accepted event is
+  stored; but it spends CPU on the same 2 cores as the server, and its CPU is reported.
+"""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+import math
+import os
+from urllib.parse import urlsplit
+
+from bench import bodies, h2client, h2load
+from bench.measure import Meter, Probe, Result, Window, cpu
+
+DRIVERS = ("h2load", "python")
 
 
-@dataclass(frozen=True)
-class Result:
-    requests_per_s: float
-    ok: int
-    failed: int
-    p50_ms: float
-    p99_ms: float
+def run(driver: str, base: str, batch: int, connections: int, concurrency: int, seconds: float,
+        warmup: float, probes: dict[str, Probe]) -> Result:
+    """One measured load; `probes` are sampled over the measured window (see `Meter`)."""
+    streams = max(1, math.ceil(concurrency / connections))
+    path = bodies.path(batch)
+    window = Window(warmup, seconds)
+    if driver == "h2load":
+        if batch != 1:
+            raise ValueError("h2load repeats one body; use the python driver for batches")
+        lost, rates = h2load.run(base + path, bodies.fixed(1), 1, connections, streams, window, probes)
+        return Result.of(window, lost, rates)
+    url = urlsplit(base)
+    assert url.hostname is not None and url.port is not None
+    meter = Meter({"client": cpu(os.getpid()), **probes}, window)
+    failed_connections = h2client.run(url.hostname, url.port, path, bodies.Bodies(batch),
+                                      bodies.accepted(batch), connections, streams, window)
+    return Result.of(window, failed_connections, meter.rates())
 
-
-def available() -> bool:
-    return shutil.which("h2load") is not None
-
-
-def run(url: str, body: bytes, seconds: float, clients: int, streams: int, warmup: float = 1.0) -> Result:
-    with tempfile.TemporaryDirectory() as tmp:
-        data, log = Path(tmp) / "body.json", Path(tmp) / "requests.log"
-        data.write_bytes(body)
-        out = subprocess.run(
-            ["h2load", f"--duration={int(seconds)}", f"--warm-up-time={int(warmup)}", "-c", str(clients), "-m", str(streams),
-             "-d", str(data), "-H", "content-type: application/json", f"--log-file={log}", url],
-            capture_output=True, text=True, timeout=seconds + warmup + 60,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(out.stdout + out.stderr)
-        rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out.stdout).group(1))  # type: ignore[union-attr]
-        status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out.stdout)
-        assert status is not None, out.stdout
-        ok, failed = int(status.group(1)), sum(int(status.group(i)) for i in (2, 3, 4))
-        latencies = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines() if line.strip())
-    if not latencies:
-        raise RuntimeError("h2load logged no requests")
-    return Result(rate, ok, failed, latencies[len(latencies) // 2] / 1000, latencies[int(len(latencies) * 0.99)] / 1000)

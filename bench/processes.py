@@ -1,9 +1,15 @@
 """Starting what a benchmark measures: an embedded nats-server and inlet processes, each a
-real OS process, exactly as `inlet up` starts them."""
+real OS process started exactly as `inlet up` starts them, in a temporary data directory.
+
+The config is written to the temporary directory and named by `INLET_CONFIG`, so an
+`inlet.toml` in the working directory never changes a figure: it is the documented default
+configuration (`inlet.example.toml`), log level INFO included.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,9 +17,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from inlet.nats_server import NatsServer
+
+CONFIG_TOML = 'org = "DEMO@AdobeOrg"\nlog_level = "INFO"\n'
 
 
 def free_port() -> int:
@@ -22,9 +31,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before {url} answered")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -33,46 +44,80 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
-class Stack:
-    """nats-server + chosen inlet processes in a temporary data directory."""
+def wait_drained(lag: Callable[[], int], timeout: float = 600) -> float:
+    """Seconds from the consumer's first answer until `lag()` reads 0 (a worker drained it).
 
-    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+    `lag()` raises until the worker has created its consumer; those tries don't count.
+    """
+    deadline = time.monotonic() + timeout
+    start: float | None = None
+    while time.monotonic() < deadline:
+        try:
+            pending = lag()
+        except Exception:
+            time.sleep(0.01)
+            continue
+        start = start or time.perf_counter()
+        if pending == 0:
+            return time.perf_counter() - start
+        time.sleep(0.02)
+    raise RuntimeError(f"the consumer did not drain within {timeout}s")
+
+
+class Stack:
+    """nats-server + chosen inlet processes in a temporary directory, removed on exit."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None, keep: bool = False) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="inlet-bench-"))
         self.nats = NatsServer(self.tmp / "nats")
         self.port = free_port()
         self.token = "bench-token-0123456789"
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
         self.extra_env = extra_env or {}
+        self.keep = keep
 
     def __enter__(self) -> Stack:
+        config = self.tmp / "inlet.toml"
+        config.write_text(CONFIG_TOML)
         url = self.nats.start()
         self.env = {
-            **os.environ, "INLET_NATS_URL": url, "INLET_DATA_DIR": str(self.tmp / "data"),
-            "INLET_HTTP_PORT": str(self.port), "INLET_API_TOKEN": self.token, "INLET_LOG_LEVEL": "WARNING",
-            **self.extra_env,
+            **os.environ, "INLET_CONFIG": str(config), "INLET_NATS_URL": url,
+            "INLET_DATA_DIR": str(self.tmp / "data"), "INLET_HTTP_PORT": str(self.port),
+            "INLET_API_TOKEN": self.token, **self.extra_env,
         }
         return self
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"{'-'.join(args)}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "inlet", *args], env=self.env, stdout=log, stderr=log)
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = self.tmp / f"{name}.log"
+        self.logs.append(log)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(proc)
+        return proc
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """`python -m inlet <args>`; a gateway is waited for until `/readyz` answers."""
+        proc = self._spawn("-".join(args), [sys.executable, "-m", "inlet", *args])
         if args[0] == "gateway":
-            wait_http(f"http://127.0.0.1:{self.port}/readyz")
+            wait_http(f"http://127.0.0.1:{self.port}/readyz", proc)
         return proc
 
     def start_baseline(self) -> int:
+        """`bench.baseline` on a free port, with the gateway's environment; returns the port."""
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "bench.baseline", "--port", str(port)], env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.procs.append(proc)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    return port
-            time.sleep(0.05)
-        raise RuntimeError("the baseline server did not start")
+        self.baseline = self._spawn("baseline", [sys.executable, "-m", "bench.baseline", "--port", str(port)])
+        wait_http(f"http://127.0.0.1:{port}/healthz", self.baseline)
+        return port
+
+    def errors(self) -> list[str]:
+        """ERROR lines and tracebacks the processes logged (there should be none)."""
+        return [
+            f"{log.stem}: {line}"
+            for log in self.logs if log.exists()
+            for line in log.read_text(errors="replace").splitlines()
+            if " ERROR " in line or '"level": "ERROR"' in line or line.startswith("Traceback")
+        ]
 
     def __exit__(self, *exc: object) -> None:
         for proc in reversed(self.procs):
@@ -83,4 +128,7 @@ class Stack:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
         self.nats.stop()
+        if not self.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -22,8 +22,8 @@ import httpx
 import msgspec
 import nats
 
-from bench.gateway import message
-from bench.processes import Stack
+from bench.bodies import message
+from bench.processes import Stack, wait_drained
 from inlet import messages, subjects
 from inlet.xdm import Identity
 
@@ -87,17 +87,7 @@ def throughput(events: int) -> tuple[float, float]:
         asyncio.run(_fill(stack.nats.url, events))
         null_rate = asyncio.run(_drain_null(stack.nats.url, events))
         stack.start("worker", "profile")
-        start = None
-        while True:
-            try:
-                lag = asyncio.run(_lag(stack.nats.url, "profile-0"))
-            except Exception:
-                time.sleep(0.01)  # the consumer exists once the worker has started
-                continue
-            start = start or time.perf_counter()
-            if lag == 0:
-                return events / (time.perf_counter() - start), null_rate
-            time.sleep(0.02)
+        return events / wait_drained(lambda: asyncio.run(_lag(stack.nats.url, "profile-0"))), null_rate
 
 
 async def _freshness(base: str, token: str, rate: int, seconds: float) -> list[float]:

@@ -65,7 +65,7 @@ _decode_batch = msgspec.json.Decoder(Batch).decode
 
 def decode_batch(data: bytes) -> list[msgspec.Raw]:
     """The raw messages of a batch; each is decoded on its own so one bad message fails alone."""
-    batch: Batch = _decode(_decode_batch, data)
+    batch: Batch = decode_json(_decode_batch, data)
     return batch.messages
 
 
@@ -79,12 +79,12 @@ def decode_message(
             f"message is {len(data)} bytes; the limit is {config.http.max_message_bytes}",
         )
     shape(config).check(data)
-    message = _decode(_decode_message, data)
+    message = decode_json(_decode_message, data)
     header = message.header
     if header.imsOrgId != config.org:
         raise Rejected(Reason.org_mismatch, f"imsOrgId {header.imsOrgId!r} is not this org")
     dataset = _dataset(config, connection, header.datasetId)
-    head = _decode(decode_head, message.body.xdmEntity, prefix="$.body.xdmEntity")
+    head = decode_json(decode_head, message.body.xdmEntity, prefix="$.body.xdmEntity")
     ids = identities(head, namespaces(tuple(config.identity.namespaces)))
     if dataset.profile and not ids:
         raise Rejected(
@@ -186,7 +186,8 @@ def parse_timestamp_ms(value: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _decode(decoder, data: bytes | msgspec.Raw, prefix: str = "$"):  # type: ignore[no-untyped-def]
+def decode_json(decoder, data: bytes | msgspec.Raw, prefix: str = "$"):  # type: ignore[no-untyped-def]
+    """Run a msgspec decoder; every way it can fail becomes a `Rejected` with its reason."""
     try:
         return decoder(data)
     except msgspec.ValidationError as exc:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from gateway import enrich
-from gateway.decode import event_id, parse_timestamp_ms
+from gateway.decode import decode_json, event_id, parse_timestamp_ms
 from gateway.device_id import is_ecid
 from gateway.user_agent import UserAgent
 from inlet.config import Config, Dataset
@@ -77,16 +77,8 @@ _IdentityMap = dict[str, list[IdentityItem]]
 def decode(data: bytes) -> EdgeRequest:
     if not data.strip():
         return EdgeRequest()
-    try:
-        return _decode(data)
-    except msgspec.ValidationError as exc:
-        raise Rejected(Reason.invalid_message, str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise Rejected(Reason.too_deep, "the document nests too deeply to decode") from None
-    except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a string
-        raise Rejected(Reason.malformed_json, f"body is not valid UTF-8 JSON: {exc.reason}") from None
+    request: EdgeRequest = decode_json(_decode, data)
+    return request
 
 
 def consent_choice(request: EdgeRequest) -> Literal["in", "out"] | None:

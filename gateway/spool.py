@@ -27,6 +27,8 @@ from pathlib import Path
 
 import msgspec
 
+from inlet.durable import fsync_path
+
 log = logging.getLogger("inlet.gateway.spool")
 
 _LENGTH = struct.Struct(">I")
@@ -101,7 +103,7 @@ class Spool:
             out.flush()
             os.fsync(out.fileno())
         if new:
-            _fsync_dir(self.directory)
+            fsync_path(self.directory)
 
     async def replay(self, publish: PublishRun) -> bool:
         """Replay every segment in order; True when the spool is empty afterwards."""
@@ -141,10 +143,3 @@ def _read(segment: Path) -> list[SpooledMessage]:
         pos += _LENGTH.size + length
     return out
 
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -29,7 +29,6 @@ def _sandbox(request: Request) -> str:
 
 
 async def collection(request: Request) -> Response:
-    state = request.app.state
     try:
         auth.authorize(request, "profile:read" if request.method == "GET" else "admin")
         if request.method == "GET":

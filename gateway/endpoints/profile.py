@@ -221,24 +221,27 @@ async def _events(request: Request, config: Config) -> Response:
 
 async def unlink(request: Request) -> Response:
     """`POST /data/core/ups/access/unlink?entityId=…&entityIdNS=…`: undo a merge. The identity
-    leaves its graph with the events and attributes it brought; the rest re-splits. Ordered
-    with the events through the stream, like a delete."""
-    state = request.app.state
-    config: Config = state.config
+    leaves its graph with the events and attributes it brought; the rest re-splits."""
     try:
         auth.authorize(request, "profile:write")
-        identity, _ = _identity(request, "entityId", "entityIdNS")
-        if identity is None:
-            raise Rejected(Reason.invalid_parameter, "unlink needs entityId and entityIdNS")
-        received_ms = int(time.time() * 1000)
-        command = UnlinkIdentity(org=config.org, sandbox=_sandbox(request),
-                                 message_id=f"u/{identity.key}/{received_ms}", received_ms=received_ms,
-                                 identity=identity)
-        (outcome,) = await state.publisher.publish([command])
-        if isinstance(outcome, Rejected):
-            raise outcome
+        return await _command(request, UnlinkIdentity, "u")
     except Rejected as rejected:
         return problem(rejected)
+
+
+async def _command(request: Request, kind: type[DeleteProfile] | type[UnlinkIdentity], prefix: str) -> Response:
+    """Publish a delete or unlink through the stream (so it is ordered after the events
+    accepted before it) and answer 202 once JetStream has it."""
+    config: Config = request.app.state.config
+    identity, _ = _identity(request, "entityId", "entityIdNS")
+    if identity is None:
+        raise Rejected(Reason.invalid_parameter, "this needs entityId and entityIdNS")
+    received_ms = int(time.time() * 1000)
+    command = kind(org=config.org, sandbox=_sandbox(request), message_id=f"{prefix}/{identity.key}/{received_ms}",
+                   received_ms=received_ms, identity=identity)
+    (outcome,) = await request.app.state.publisher.publish([command])
+    if isinstance(outcome, Rejected):
+        raise outcome
     return json_response({"status": "accepted", "entityId": identity.id, "entityIdNS": identity.ns}, 202)
 
 
@@ -259,20 +262,5 @@ async def graph(request: Request) -> Response:
 
 
 async def _delete(request: Request, config: Config) -> Response:
-    identity, _ = _identity(request, "entityId", "entityIdNS")
-    if identity is None:
-        raise Rejected(Reason.invalid_parameter, "DELETE needs entityId and entityIdNS")
-    received_ms = int(time.time() * 1000)
-    command = DeleteProfile(
-        org=config.org,
-        sandbox=_sandbox(request),
-        message_id=f"d/{identity.key}/{received_ms}",
-        received_ms=received_ms,
-        identity=identity,
-    )
-    (outcome,) = await request.app.state.publisher.publish([command])
-    if isinstance(outcome, Rejected):
-        raise outcome
-    return json_response(
-        {"status": "accepted", "entityId": identity.id, "entityIdNS": identity.ns}, 202
-    )
+    """The profile's attributes and events leave the profile store; graph and lake keep theirs."""
+    return await _command(request, DeleteProfile, "d")

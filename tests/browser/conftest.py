@@ -62,15 +62,15 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 def tls_system(request: pytest.FixtureRequest, tmp_path: Path, nats_server: Any, certificate: tuple[Path, Path]) -> Iterator[System]:  # noqa: F811
     cert, key = certificate
     marker = request.node.get_closest_marker("components")
-    system = System(tmp_path, nats_server, extra_env={"INLET_TLS_CERTFILE": str(cert), "INLET_TLS_KEYFILE": str(key)})
+    served = System(tmp_path, nats_server, extra_env={"INLET_TLS_CERTFILE": str(cert), "INLET_TLS_KEYFILE": str(key)})
     try:
         for name in marker.args if marker else DEFAULT_COMPONENTS:
-            system.start(name)
-        yield system
+            served.start(name)
+        yield served
     finally:
-        system.close()
-    errors = system.error_lines()
-    if errors and not system.allow_errors:
+        served.close()
+    errors = served.error_lines()
+    if errors and not served.allow_errors:
         pytest.fail("a process logged errors:\n" + "\n".join(errors[:20]))
 
 
@@ -135,6 +135,6 @@ def chromium(tls_system: System) -> Iterator[Any]:
 
 
 @pytest.fixture
-def browser(system: System) -> Iterator[Any]:
+def browser(system: System) -> Iterator[Any]:  # noqa: F811  (the harness fixture)
     """Chromium for pages that call the plain-HTTP gateway directly."""
     yield from _launch([])

@@ -8,7 +8,6 @@ it on, Chromium sends the first request to Adobe's third-party identity host).
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from typing import Any
 
 import polars as pl

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import polars as pl
 import pyarrow.dataset as ds

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
-from worker.lake.writer import fsync_dir, fsync_file
+from inlet.durable import fsync_path
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -70,15 +70,15 @@ def compact_partition(hour_dir: Path) -> Path | None:
     staging.mkdir()
     target = staging / f"part-compacted-{uuid.uuid4().hex[:12]}.parquet"
     frame.write_parquet(target, compression="zstd", statistics=True)
-    fsync_file(target)
-    fsync_dir(staging)
+    fsync_path(target)
+    fsync_path(staging)
     exchange(hour_dir, staging)  # hour_dir now holds the compacted file; staging the old files
-    fsync_dir(hour_dir.parent)
+    fsync_path(hour_dir.parent)
     inputs = {f.name for f in files}
     for late in staging.glob("part-*.parquet"):
         if late.name not in inputs:
             os.replace(late, hour_dir / late.name)
-    fsync_dir(hour_dir)
+    fsync_path(hour_dir)
     shutil.rmtree(staging)
     return target
 

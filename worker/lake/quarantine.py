@@ -15,7 +15,8 @@ from pathlib import Path
 import msgspec
 
 from worker.lake.frames import Row
-from worker.lake.writer import fsync_dir, fsync_file, partition_dir
+from inlet.durable import fsync_path
+from worker.lake.writer import partition_dir
 
 
 class QuarantinedRow(msgspec.Struct):
@@ -41,7 +42,7 @@ def quarantine(lake: Path, writer_id: str, seq: int, rows: list[tuple[Row, str]]
         for row, reason in rows:
             out.write(_encode(QuarantinedRow(reason, row.message_id, row.dataset, row.received_ms,
                                              row.stream_seq, msgspec.Raw(row.xdm))) + b"\n")
-    fsync_file(temp)
+    fsync_path(temp)
     os.replace(temp, final)
-    fsync_dir(directory)
+    fsync_path(directory)
     return final

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
+from inlet.durable import fsync_path
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -37,22 +39,12 @@ class Writer:
         final = directory / f"part-{self.writer_id}-{self.seq:06d}.parquet"
         temp = directory / f".{final.name}{TEMP_SUFFIX}"
         frame.write_parquet(temp, compression="zstd", statistics=True)
-        fsync_file(temp)
+        fsync_path(temp)
         os.replace(temp, final)
-        fsync_dir(directory)
+        fsync_path(directory)
         return final
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fsync_file(path)
 
 
 def remove_temp_files(lake: Path) -> int:

@@ -4,7 +4,6 @@ evolution, quarantine, compaction and the CLI's query."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
