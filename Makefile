@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test setup tag bench clean
+.PHONY: up test setup tag bench screenshot clean
 
 up: setup
 	$(BIN)/inlet up
@@ -41,6 +41,10 @@ tag:
 	fi
 	@# npm ci rejects this lockfile (npm 11 and alloy's optional rollup packages); install does not.
 	@cd tests/browser && { [ -d node_modules/@adobe/alloy ] || npm install --no-audit --no-fund --silent; }
+
+# Regenerates docs/profile-page.png (the README's picture) from the profile-page browser test.
+screenshot: setup
+	INLET_SCREENSHOT=1 $(BIN)/python -m pytest tests/browser/test_profile_page.py -k live -q
 
 clean:
 	rm -rf $(VENV) tag/node_modules tag/dist var

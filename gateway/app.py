@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Authorizer
-from gateway.endpoints import collection, edge, health, merge_policies, metrics, profile
+from gateway.endpoints import collection, edge, health, merge_policies, metrics, profile, ui
 from gateway.observe import Observe
 from gateway.enrich import ClientAddress
 from gateway.limits import RateLimiter
@@ -75,6 +75,11 @@ def create_app(config: Config) -> Starlette:
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
             Route("/metrics", metrics.metrics, methods=["GET"]),
+            Route("/ui/api/profile", ui.profile, methods=["GET"]),
+            Route("/ui/api/live", ui.live, methods=["GET"]),
+            Route("/ui/api/overview", ui.overview, methods=["GET"]),
+            Route("/ui/", ui.page, methods=["GET"]),
+            Route("/ui/{name}", ui.page, methods=["GET"]),
         ],
         lifespan=lifespan,
         exception_handlers={Exception: _internal_error},

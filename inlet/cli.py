@@ -6,6 +6,7 @@
     inlet worker lake         one lake worker
     inlet lake ls|query|compact
     inlet status              stream, consumer lag, dead letters, spool depth
+    inlet demo [--seed N]     realistic traffic through the gateway (also started by `inlet up`)
 
 `inlet up` is a supervisor: every component is its own OS process, started exactly as it would
 be started alone on another machine, so one box and a cluster run the same code.
@@ -57,9 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help="run one worker")
     worker.add_argument("kind", choices=["profile", "lake"])
     worker.add_argument("--shard", type=int, default=0)
+    demo = sub.add_parser("demo", help="send realistic demo traffic through a gateway", add_help=False)
+    demo.add_argument("args", nargs=argparse.REMAINDER)
     lake = sub.add_parser("lake", help="inspect and maintain the Parquet lake")
     lake.add_argument("args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # `demo` and `lake` parse their own options (argparse's REMAINDER drops leading --options).
+    own = argv[1:] if argv[:1] in (["demo"], ["lake"]) else []
+    args = parser.parse_args(argv[:1] if own or argv[:1] in (["demo"], ["lake"]) else argv)
 
     try:
         config = load()
@@ -70,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         return up(config)
+    if args.command == "demo":
+        from inlet.demo import main as demo_main
+
+        return demo_main(own, f"http://{config.http.host}:{config.http.port}", api_token(config), config.org)
     if args.command == "status":
         from inlet.status import main as status_main
 
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "lake":
         from worker.lake.cli import main as lake_cli
 
-        return int(lake_cli(args.args, config))
+        return int(lake_cli(own, config))
     return 0
 
 
@@ -123,9 +133,13 @@ def up(config: Config) -> int:
     try:
         if _wait_ready(f"{base}/readyz", children, lambda: stopping):
             _banner(base, token, config)
-        while not stopping and all(c.poll() is None for c in children):
+            if os.environ.get("INLET_DEMO", "1") != "0":
+                demo = subprocess.Popen([sys.executable, "-m", "inlet", "demo"], env=env)
+                children.append(demo)
+        services = children[:3]  # the demo may finish; the services must not
+        while not stopping and all(c.poll() is None for c in services):
             time.sleep(0.2)
-        failed = [c for c in children if c.poll() not in (None, 0)]
+        failed = [c for c in services if c.poll() not in (None, 0)]
         if failed and not stopping:
             log.error("A child process exited (%s); stopping everything.", failed[0].args)
     finally:
@@ -175,6 +189,8 @@ inlet is up.
 Send an event:
   curl -s -X POST {base}/collection/demo -H 'Content-Type: application/json' \\
     -d '{event}'
+
+Browse profiles (live): {base}/ui/  (token above)
 
 Read the profile it built:
   curl -s -H 'Authorization: Bearer {token}' \\

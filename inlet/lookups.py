@@ -52,6 +52,8 @@ class ProfileView(msgspec.Struct, kw_only=True, tag="profile", tag_field="kind")
     sources: list[str]
     last_modified_ms: int
     merge_policy: str
+    # Attribute path → [dataset, written at ms]: where each merged value came from.
+    provenance: dict[str, tuple[str, int]] = {}
 
 
 class EventView(msgspec.Struct, kw_only=True):

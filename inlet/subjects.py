@@ -2,7 +2,8 @@
 
 `inlet.<sandbox>.<kind>.<partition>` carries ingested messages (stream `INGEST`);
 `inlet.<sandbox>.dead.<consumer>` carries what a worker could not apply (stream `DEADLETTER`);
-`inlet.query.profile` is the request/reply subject on which profile workers answer lookups.
+`inlet.query.profile` is the request/reply subject on which profile workers answer lookups;
+`inlet.notify.<sandbox>.<profile id>` says a profile changed (after its batch committed).
 Deletes travel beside events in the same stream, so their order relative to the events of the
 same profile is the order in which they were accepted.
 """
@@ -16,6 +17,11 @@ INGEST_SUBJECTS = [f"inlet.*.{kind}.*" for kind in KINDS]
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_SUBJECTS = ["inlet.*.dead.*"]
 PROFILE_QUERY = "inlet.query.profile"
+
+
+def notify(sandbox: str, profile_id: str) -> str:
+    """Core NATS (not stored): a profile changed; the profile page listens to its own."""
+    return f"inlet.notify.{sandbox}.{profile_id}"
 
 
 def partition(routing_key: str, partitions: int) -> int:

@@ -104,6 +104,10 @@ BATCH_MESSAGES = Counter(
 )
 LAKE_FILES = Counter("inlet_lake_files", "Parquet files the lake worker committed.", registry=WORKER_REGISTRY)
 LAKE_ROWS = Counter("inlet_lake_rows", "Rows the lake worker committed to Parquet.", registry=WORKER_REGISTRY)
+LAKE_COMMITTED = Gauge(
+    "inlet_lake_committed_timestamp_seconds", "When the newest Parquet file of a dataset was committed.",
+    ["dataset"], registry=WORKER_REGISTRY,
+)
 
 
 def process_name(kind: str) -> str:

@@ -18,7 +18,7 @@ from tests.harness import event, free_port, message, wait_for
 def test_inlet_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "INLET_DATA_DIR": str(tmp_path / "var"), "INLET_HTTP_PORT": str(port),
-           "INLET_LAKE_ROLL_INTERVAL": "1", "PYTHONUNBUFFERED": "1"}
+           "INLET_LAKE_ROLL_INTERVAL": "1", "PYTHONUNBUFFERED": "1", "INLET_DEMO": "0"}
     env.pop("INLET_NATS_URL", None)
     env.pop("INLET_API_TOKEN", None)
     proc = subprocess.Popen([sys.executable, "-m", "inlet", "up"], env=env, cwd=tmp_path,

@@ -25,7 +25,7 @@ from inlet import messages
 from inlet.config import Lake
 from inlet.messages import Event, Record
 from inlet.outcomes import Reason
-from inlet.telemetry import BATCH_MESSAGES, BATCH_SECONDS, LAKE_FILES, LAKE_ROWS
+from inlet.telemetry import BATCH_MESSAGES, BATCH_SECONDS, LAKE_COMMITTED, LAKE_FILES, LAKE_ROWS
 from worker.dead_letter import dead_letter
 from worker.lake.dedupe import Seen
 from worker.lake.frames import Row, frame
@@ -135,6 +135,7 @@ class LakeHandler:
                     key = (sandbox, dataset)
                     self.schemas[key] = widen(self.schemas[key], dict(table.schema))
                     self.seen.written(directory, path, [r.message_id for r in part])
+                    LAKE_COMMITTED.labels(dataset).set(time.time())
                     written.append(path)
             except Exception as exc:  # the rows are kept, as text, with the reason
                 written.append(self._quarantine(dataset, [(r, repr(exc)) for r in part]))

@@ -57,7 +57,7 @@ async def main(config: Config, shard: int = 0) -> None:
 
     lookup_sub = await nc.subscribe(subjects.PROFILE_QUERY, queue="profile", cb=on_lookup)
     applier = Applier(store, Rules(config.identity), int(config.profile.applied_ttl * 1000), event_ttls(config))
-    handler = ProfileHandler(js, applier, name)
+    handler = ProfileHandler(nc, js, applier, name)
     pusher = asyncio.create_task(telemetry.push_forever(js, telemetry.process_name(name)))
     log.info("Profile worker %d consuming %s.", shard, config.nats.stream)
     try:

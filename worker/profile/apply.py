@@ -63,11 +63,14 @@ class Applier:
         self.clock = clock
         self._sweep_after = b""
         self._events_after = b""
+        # Profiles the last batch changed, as (sandbox, profile id), for change notifications.
+        self.touched: set[tuple[str, str]] = set()
 
     def apply_batch(self, batch: list[BusMessage | None], now_ms: int | None = None) -> list[Failure]:
         """Apply in order, commit once; `None` entries (undecodable) are skipped."""
         now_ms = int(self.clock() * 1000) if now_ms is None else now_ms
         failures: list[Failure] = []
+        self.touched = set()
         store = self.store
         with store.env.begin(write=True) as txn:
             for index, message in enumerate(batch):
@@ -98,9 +101,12 @@ class Applier:
             gid = identity_graph.lookup(txn, store, message.sandbox, message.identity)
             if gid is not None:
                 delete_profile(txn, store, gid)
+                self.touched.add((message.sandbox, gid.hex()))
             return
         if isinstance(message, UnlinkIdentity):
-            linker.unlink(message.identity)
+            before = identity_graph.lookup(txn, store, message.sandbox, message.identity)
+            if linker.unlink(message.identity) and before is not None:
+                self.touched.add((message.sandbox, before.hex()))
             return
         usable = self.rules.order(self.rules.usable(message.identities))
         if not usable:
@@ -108,6 +114,7 @@ class Applier:
         gid = linker.link(usable, message.message_id)
         if gid is None:
             return
+        self.touched.add((message.sandbox, gid.hex()))
         owner = owner_id(message.sandbox, usable[0].key)
         if isinstance(message, Event):
             stored = StoredEvent(message.dataset, message.received_ms, message.message_id, bytes(message.xdm),

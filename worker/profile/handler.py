@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from inlet import messages
+from inlet import messages, subjects
 from inlet.messages import BusMessage
 from inlet.outcomes import Reason
 from inlet.telemetry import BATCH_MESSAGES, BATCH_SECONDS
@@ -22,7 +23,8 @@ from worker.profile.apply import Applier
 
 
 class ProfileHandler:
-    def __init__(self, js: JetStreamContext, applier: Applier, consumer: str) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, applier: Applier, consumer: str) -> None:
+        self.nc = nc
         self.js = js
         self.applier = applier
         self.consumer = consumer
@@ -42,6 +44,8 @@ class ProfileHandler:
         poison.extend((msgs[f.index], f.reason, f.detail) for f in failures)
         for msg, reason, detail in poison:
             await dead_letter(self.js, msg, self.consumer, reason, detail)
+        for sandbox, profile_id in self.applier.touched:
+            await self.nc.publish(subjects.notify(sandbox, profile_id), b"")
         done = [m for i, m in enumerate(msgs) if batch[i] is not None and i not in failed]
         BATCH_MESSAGES.labels(self.consumer, "applied").inc(len(done))
         BATCH_MESSAGES.labels(self.consumer, "dead_lettered").inc(len(poison))

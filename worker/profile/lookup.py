@@ -108,7 +108,9 @@ class Lookups:
         gid, graph = found
         meta = decode_meta(txn.get(gid, db=self.store.profile) or b"")
         frags = fragments.read(txn, self.store, self._owners(graph, q.identity, policy))
-        entity: dict[str, Any] = fragments.unflatten(merge.select(merge.merge(frags, policy), q.fields))
+        chosen = merge.merge_with_sources(frags, policy)
+        leaves = merge.select({path: value for path, (value, _, _) in chosen.items()}, q.fields)
+        entity: dict[str, Any] = fragments.unflatten(leaves)
         if not q.fields or "identityMap" in q.fields:
             identity_map: dict[str, list[dict[str, str]]] = {}
             for member in graph.members:
@@ -122,6 +124,7 @@ class Lookups:
             sources=sorted({dataset for dataset, _ in frags}),
             last_modified_ms=meta.last_modified_ms,
             merge_policy=policy.id,
+            provenance={path: (chosen[path][1], chosen[path][2]) for path in leaves},
         )
 
     def _graph(self, txn: lmdb.Transaction, q: lookups.GraphLookup) -> lookups.Answer:

@@ -18,17 +18,22 @@ from worker.profile.store import Fragment
 
 def merge(fragments: list[tuple[str, Fragment]], policy: MergePolicy) -> dict[str, Any]:
     """Leaf path → value, chosen across fragments by the policy (the largest key wins)."""
+    return {path: value for path, (value, _, _) in merge_with_sources(fragments, policy).items()}
+
+
+def merge_with_sources(fragments: list[tuple[str, Fragment]], policy: MergePolicy) -> dict[str, tuple[Any, str, int]]:
+    """Leaf path → (value, dataset it came from, when it was written)."""
     rank = {dataset: i for i, dataset in enumerate(policy.order)}
     by_precedence = policy.attribute_merge == "dataSetPrecedence"
     best: dict[str, tuple[int, int, str]] = {}
-    values: dict[str, Any] = {}
+    values: dict[str, tuple[Any, str, int]] = {}
     for dataset, fragment in fragments:
         precedence = -rank.get(dataset, len(rank)) if by_precedence else 0
         for path, field in fragment.fields.items():
             key = (precedence, field.ts, dataset)
             if path not in best or key > best[path]:
                 best[path] = key
-                values[path] = field.value
+                values[path] = (field.value, dataset, field.ts)
     return values
 
 
