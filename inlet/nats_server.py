@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 READY = "Server is ready"
@@ -87,14 +86,3 @@ class NatsServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-
-    def wait_port_free(self, timeout: float = 5.0) -> None:
-        """Block until the port is free again (restart on the same port after a kill)."""
-        import socket
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex((self.host, self.port)) != 0:
-                    return
-            time.sleep(0.05)
