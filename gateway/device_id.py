@@ -35,7 +35,8 @@ def mint(now_s: int) -> DeviceId:
 
 
 def is_ecid(value: str) -> bool:
-    return len(value) == ECID_DIGITS and value.isdigit()
+    # isascii: str.isdigit() also accepts other scripts' digits (and superscripts).
+    return len(value) == ECID_DIGITS and value.isascii() and value.isdigit()
 
 
 def cookie_name(org: str, suffix: str = "identity") -> str:

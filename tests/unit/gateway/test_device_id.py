@@ -17,6 +17,13 @@ def test_minted_ids_are_38_digits_and_distinct() -> None:
     assert len(ids) == 1000 and all(device_id.is_ecid(i) for i in ids)
 
 
+def test_only_ascii_digits_make_an_ecid() -> None:
+    assert device_id.is_ecid("1" * 38)
+    assert not device_id.is_ecid("\u0661" * 38)  # ARABIC-INDIC DIGIT ONE: isdigit() is true
+    assert not device_id.is_ecid("\u00b9" * 38)  # SUPERSCRIPT ONE
+    assert not device_id.is_ecid("1" * 37)
+
+
 def test_round_trip_and_the_sdk_reads_the_same_ecid() -> None:
     device = device_id.mint(1_795_000_000)
     value = device_id.encode(device, SECRET)
