@@ -20,14 +20,25 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Authorizer
-from gateway.endpoints import collection, edge, health, merge_policies, metrics, profile, ui
-from gateway.observe import Observe
+from gateway.endpoints import (
+    collection,
+    computed_attributes,
+    edge,
+    entities,
+    health,
+    merge_policies,
+    metrics,
+    profile,
+    ui,
+    union_schema,
+)
 from gateway.enrich import ClientAddress
 from gateway.limits import RateLimiter
+from gateway.observe import Observe
 from gateway.publish import Publisher
 from gateway.responses import json_response
 from gateway.spool import Spool
-from inlet import bus
+from inlet import bus, computed_catalog
 from inlet import merge_policies as mp
 from inlet.config import Config
 
@@ -42,6 +53,9 @@ def create_app(config: Config) -> Starlette:
         await bus.ensure_streams(js, config)
         app.state.merge_policies = await mp.open_bucket(js, config.nats.replicas)
         await mp.seed(app.state.merge_policies, config)
+        app.state.computed_attributes, app.state.backfill_progress = await computed_catalog.open_buckets(
+            js, config.nats.replicas)
+        await computed_catalog.seed(app.state.computed_attributes, config)
         app.state.nc = nc
         app.state.js = js
         spool = _spool(config)
@@ -59,7 +73,7 @@ def create_app(config: Config) -> Starlette:
         routes=[
             Route("/collection/{connection_id}", collection.single, methods=["POST"]),
             Route("/collection/batch/{connection_id}", collection.batch, methods=["POST"]),
-            Route("/data/core/ups/access/entities", profile.entities, methods=["GET", "DELETE"]),
+            Route("/data/core/ups/access/entities", entities.entities, methods=["GET", "DELETE"]),
             Route("/data/core/ups/access/unlink", profile.unlink, methods=["POST"]),
             Route("/data/core/ups/access/graph", profile.graph, methods=["GET"]),
             *[
@@ -70,6 +84,10 @@ def create_app(config: Config) -> Starlette:
                     Route(prefix + "/{policy_id}", merge_policies.item, methods=["GET", "PUT", "PATCH", "DELETE"]),
                 )
             ],
+            Route("/data/core/ups/config/unionSchema", union_schema.union_schema, methods=["GET"]),
+            Route("/data/core/ca/attributes", computed_attributes.collection, methods=["GET", "POST"]),
+            Route("/data/core/ca/attributes/{name}", computed_attributes.item,
+                  methods=["GET", "PUT", "PATCH", "DELETE"]),
             Route("/ee/{path:path}", edge.edge, methods=["POST"]),
             Route("/ee/{path:path}", edge.preflight, methods=["OPTIONS"]),
             Route("/healthz", health.healthz, methods=["GET"]),

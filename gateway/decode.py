@@ -1,8 +1,11 @@
 """Decode AEP streaming messages straight into Structs, validate, and build bus messages.
 
 The envelope is decoded once with `xdmEntity` kept as `msgspec.Raw`: the XDM bytes go to the
-bus untouched, and only the routing fields (`XdmHead`) are decoded a second time. Every
-failure is a `Rejected` with a stable reason; nothing here raises anything else.
+bus untouched, and only the routing fields (`XdmHead`; for records also the account fields,
+`AccountHead`) are decoded a second time. The dataset's class decides the message: an
+ExperienceEvent, or a record of a person (`profile`), an account (`account`: needs
+`accountKey`, no person identity) or a person-account relation (`account-person`: needs
+both). Every failure is a `Rejected` with a stable reason; nothing here raises anything else.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -59,8 +63,31 @@ class Batch(msgspec.Struct, kw_only=True):
     messages: list[msgspec.Raw]
 
 
+AccountKeyPart = Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class B2BSource(msgspec.Struct, kw_only=True):
+    """XDM's B2B Source data type: how an account (or person) is known in its source system."""
+
+    sourceKey: AccountKeyPart | None = None
+    sourceID: AccountKeyPart | None = None
+
+
+class B2BPerson(msgspec.Struct, kw_only=True):
+    accountKey: B2BSource | None = None
+
+
+class AccountHead(msgspec.Struct, kw_only=True):
+    """The account fields of a record: `accountKey` (Business Account, and the relation
+    class) or `b2b.accountKey` (a person's account, on an Individual Profile record)."""
+
+    accountKey: B2BSource | None = None
+    b2b: B2BPerson | None = None
+
+
 _decode_message = msgspec.json.Decoder(StreamingMessage).decode
 _decode_batch = msgspec.json.Decoder(Batch).decode
+_decode_account_head = msgspec.json.Decoder(AccountHead).decode
 
 
 def decode_batch(data: bytes) -> list[msgspec.Raw]:
@@ -86,7 +113,8 @@ def decode_message(
     dataset = _dataset(config, connection, header.datasetId)
     head = decode_json(decode_head, message.body.xdmEntity, prefix="$.body.xdmEntity")
     ids = identities(head, namespaces(tuple(config.identity.namespaces)))
-    if dataset.profile and not ids:
+    # An account is identified by its account key, not by a person identity.
+    if dataset.profile and not ids and dataset.xdm_class != "account":
         raise Rejected(
             Reason.missing_identity,
             f"dataset {dataset.id!r} is enabled for profile; xdmEntity.identityMap needs an identity",
@@ -95,6 +123,7 @@ def decode_message(
     xdm = message.body.xdmEntity
     if dataset.xdm_class == "experienceevent":
         return _event(dataset, head, ids, xdm, source, config.org, received_ms)
+    account_key = _account_key(dataset, xdm)
     operation: Operation = header.operations.data if header.operations else "create"
     return Record(
         org=config.org,
@@ -106,7 +135,23 @@ def decode_message(
         operation=operation,
         identities=ids,
         xdm=xdm,
+        record_class=dataset.xdm_class,
+        account_key=account_key,
     )
+
+
+def _account_key(dataset: Dataset, xdm: msgspec.Raw) -> str:
+    """The account a record is about (`accountKey`) or names (`b2b.accountKey` of a person):
+    its `sourceKey`, else its `sourceID`; "" when a person record names none."""
+    head = decode_json(_decode_account_head, xdm, prefix="$.body.xdmEntity")
+    source = head.accountKey if dataset.xdm_class != "profile" else (head.b2b.accountKey if head.b2b else None)
+    key = ((source.sourceKey or source.sourceID or "") if source else "").strip()
+    if not key and dataset.xdm_class != "profile":
+        raise Rejected(
+            Reason.missing_field,
+            f"dataset {dataset.id!r} holds {dataset.xdm_class} records; xdmEntity.accountKey needs a sourceKey or sourceID",
+        )
+    return key
 
 
 def _event(

@@ -52,6 +52,8 @@ class Publisher:
     def subject(self, message: BusMessage) -> str:
         if isinstance(message, (messages.DeleteProfile, messages.UnlinkIdentity)):
             key = message.identity.key
+        elif isinstance(message, messages.Record) and message.record_class == "account":
+            key = "account:" + message.account_key  # accounts route by their key
         elif message.identities:
             key = message.identities[0].key
         else:

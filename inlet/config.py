@@ -19,6 +19,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from inlet.computed_attributes import Definition as ComputedAttribute
+from inlet.computed_attributes import problem as computed_attribute_problem
+
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
 KIB = 1024
@@ -29,7 +32,10 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 
-DatasetClass = Literal["profile", "experienceevent"]
+# profile: XDM Individual Profile records; experienceevent: XDM ExperienceEvents; account: XDM
+# Business Account records (keyed by `accountKey`, no person identity needed);
+# account-person: Business Account Person Relation records (a person identity + `accountKey`).
+DatasetClass = Literal["profile", "experienceevent", "account", "account-person"]
 
 
 class ConfigError(Exception):
@@ -245,6 +251,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     datastreams: list[Datastream] = msgspec.field(default_factory=_default_datastreams)
     datasets: list[Dataset] = msgspec.field(default_factory=_default_datasets)
     merge_policies: list[MergePolicy] = msgspec.field(default_factory=_default_merge_policies)
+    # Seeds for the computed attribute definitions (the API edits them; see docs/profile.md).
+    computed_attributes: list[ComputedAttribute] = []
     api_tokens: list[ApiToken] = []
 
     @property
@@ -328,6 +336,13 @@ def _check(config: Config) -> None:
             raise ConfigError(f"datastreams.{s.id}.dataset: unknown dataset {s.dataset!r}")
         if dataset.xdm_class != "experienceevent":
             raise ConfigError(f"datastreams.{s.id}.dataset: {s.dataset!r} is not an experienceevent dataset")
+    names = [(a.sandbox, a.name) for a in config.computed_attributes]
+    if len(names) != len(set(names)):
+        raise ConfigError("duplicate computed attribute name within a sandbox")
+    for attribute in config.computed_attributes:
+        wrong = computed_attribute_problem(attribute)
+        if wrong:
+            raise ConfigError(f"computed_attributes.{attribute.name}: {wrong}")
     sandboxes = {d.sandbox for d in config.datasets}
     for sandbox in sandboxes:
         defaults = [p for p in config.merge_policies if p.sandbox == sandbox and p.default]

@@ -42,7 +42,27 @@ class GraphLookup(msgspec.Struct, kw_only=True, tag="graph", tag_field="kind"):
     profile_id: str | None = None
 
 
-Lookup = ProfileLookup | EventsLookup | GraphLookup
+class AccountLookup(msgspec.Struct, kw_only=True, tag="account", tag_field="kind"):
+    """A business account by its account key, with a page of the people linked to it."""
+
+    org: str
+    sandbox: str
+    account_key: str
+    merge_policy: str | None = None
+    fields: list[str] = []
+    # The people's attributes shown beside their ids (dotted paths; empty: a default few).
+    person_fields: list[str] = []
+    limit: int = 100
+    after: str | None = None  # the last profile id of the previous page
+
+
+class SchemaLookup(msgspec.Struct, kw_only=True, tag="schema", tag_field="kind"):
+    org: str
+    sandbox: str
+    xdm_class: str
+
+
+Lookup = ProfileLookup | EventsLookup | GraphLookup | AccountLookup | SchemaLookup
 
 
 class ProfileView(msgspec.Struct, kw_only=True, tag="profile", tag_field="kind"):
@@ -87,6 +107,42 @@ class GraphView(msgspec.Struct, kw_only=True, tag="graph", tag_field="kind"):
     links: list[GraphLink]
 
 
+class PersonLink(msgspec.Struct, kw_only=True):
+    identity: str
+    dataset: str
+    via: str  # "relation" (an account-person record) or "profile" (a person record's b2b.accountKey)
+    linkedMs: int
+
+
+class AccountPerson(msgspec.Struct, kw_only=True):
+    profile_id: str
+    links: list[PersonLink]
+    entity: msgspec.Raw
+
+
+class AccountView(msgspec.Struct, kw_only=True, tag="account", tag_field="kind"):
+    account_id: str
+    account_key: str
+    entity: msgspec.Raw
+    sources: list[str]
+    last_modified_ms: int
+    merge_policy: str
+    people: list[AccountPerson]
+    people_total: int
+    next: str | None = None
+
+
+class SchemaField(msgspec.Struct, kw_only=True):
+    path: str
+    types: list[str]
+    datasets: list[str]
+
+
+class SchemaView(msgspec.Struct, kw_only=True, tag="schema", tag_field="kind"):
+    xdm_class: str
+    fields: list[SchemaField]
+
+
 class NotFound(msgspec.Struct, kw_only=True, tag="not_found", tag_field="kind"):
     detail: str
 
@@ -96,7 +152,7 @@ class Refused(msgspec.Struct, kw_only=True, tag="error", tag_field="kind"):
     detail: str
 
 
-Answer = ProfileView | EventsView | GraphView | NotFound | Refused
+Answer = ProfileView | EventsView | GraphView | AccountView | SchemaView | NotFound | Refused
 
 encode = msgspec.json.Encoder().encode
 decode_lookup = msgspec.json.Decoder(Lookup).decode

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from inlet import watch
 from inlet.config import Config, MergePolicy
 
 log = logging.getLogger("inlet.merge_policies")
@@ -114,24 +115,11 @@ class PolicyCache:
         return [p for (s, _), p in self.policies.items() if s == sandbox]
 
     async def start(self, kv: KeyValue) -> None:
-        watcher = await kv.watchall()
-        ready = asyncio.Event()
+        self._task = await watch.follow(kv, self._apply)
 
-        async def follow() -> None:
-            async for entry in watcher:
-                if entry is None:  # the initial values have all been delivered
-                    ready.set()
-                    continue
-                self._apply(entry.key, entry.value, entry.operation)
-                if entry.delta == 0:
-                    ready.set()
-
-        self._task = asyncio.create_task(follow())
-        await asyncio.wait_for(ready.wait(), 10)
-
-    def _apply(self, entry_key: str, value: bytes | None, operation: str | None) -> None:
+    def _apply(self, entry_key: str, value: bytes | None) -> None:
         sandbox, _, policy_id = entry_key.partition(".")
-        if operation in ("DEL", "PURGE") or not value:
+        if value is None:
             self.policies.pop((sandbox, policy_id), None)
             return
         try:

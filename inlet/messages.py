@@ -36,8 +36,9 @@ class Event(msgspec.Struct, kw_only=True, tag="event", tag_field="kind", gc=Fals
 
 
 class Record(msgspec.Struct, kw_only=True, tag="record", tag_field="kind", gc=False):
-    """An XDM profile record: replaces (`create`), patches (`merge`) or removes (`delete`)
-    the fragment its dataset holds for the profile."""
+    """An XDM record (a person's or an account's attributes, or a person-account relation):
+    replaces (`create`), patches (`merge`) or removes (`delete`) the fragment its dataset
+    holds for the profile or account."""
 
     org: str
     sandbox: str
@@ -48,6 +49,13 @@ class Record(msgspec.Struct, kw_only=True, tag="record", tag_field="kind", gc=Fa
     operation: Operation = "create"
     identities: list[Identity] = []
     xdm: msgspec.Raw = msgspec.Raw(b"{}")
+    # The XDM class of the record's dataset: "profile" (a person), "account" (an XDM Business
+    # Account, identified by `account_key`, with no person identity) or "account-person" (a
+    # relation between the person of `identities` and the account `account_key`).
+    record_class: str = "profile"
+    # The account the record describes (account), links to (account-person) or names in its
+    # `b2b.accountKey` (profile); "" when none.
+    account_key: str = ""
 
 
 class DeleteProfile(msgspec.Struct, kw_only=True, tag="delete_profile", tag_field="kind"):

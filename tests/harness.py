@@ -7,7 +7,8 @@ Fixture API:
   the test's tmp dir. `system.url`, `.token`, `.data_dir`, `.post_event(...)`,
   `.profile(ns, id)`, `.start(name)`, `.stop(name)`, `.kill(name)`, `.wait_for(cond)`.
   A test fails if any process logged an ERROR line, unless it set `system.allow_errors`.
-- Mark a test `@pytest.mark.components("gateway", "profile")` to start only those.
+- Mark a test `@pytest.mark.components("gateway", "profile")` to start only those, and
+  `@pytest.mark.config("<toml>")` to append to its config file (datasets, computed attributes).
 
 No test synchronises by sleeping: `wait_for` polls a condition until a deadline.
 """
@@ -126,6 +127,7 @@ class System:
         nats: NatsServer,
         roll_interval: float = ROLL_INTERVAL,
         extra_env: dict[str, str] | None = None,
+        extra_config: str = "",
     ) -> None:
         self.tmp = tmp
         self.nats = nats
@@ -135,7 +137,7 @@ class System:
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.token = "test-token-" + uuid.uuid4().hex
         config = tmp / "inlet.toml"
-        config.write_text(CONFIG_TOML.format(roll_interval=roll_interval))
+        config.write_text(CONFIG_TOML.format(roll_interval=roll_interval) + extra_config)
         self.env = {
             **os.environ,
             "INLET_CONFIG": str(config),
@@ -284,7 +286,8 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 def system(request: pytest.FixtureRequest, tmp_path: Path, nats_server: NatsServer) -> Iterator[System]:
     marker = request.node.get_closest_marker("components")
     names = marker.args if marker else DEFAULT_COMPONENTS
-    sys_ = System(tmp_path, nats_server)
+    extra = request.node.get_closest_marker("config")
+    sys_ = System(tmp_path, nats_server, extra_config=extra.args[0] if extra else "")
     try:
         for name in names:
             sys_.start(name)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import auth, body
+from gateway.patch import patched
 from gateway.responses import json_response, problem
 from inlet import merge_policies as mp
 from inlet.config import Config
@@ -62,7 +63,7 @@ async def item(request: Request) -> Response:
             doc = _validate(request, await _decode_object(request))
         else:
             patch = msgspec.json.decode(await body.read(request, MAX_BODY))
-            doc = _validate(request, _patched(msgspec.to_builtins(current), patch))
+            doc = _validate(request, patched(msgspec.to_builtins(current), patch))
         doc.id, doc.sandbox, doc.version = policy_id, sandbox, current.version + 1
         await _save(request, doc)
         return json_response(doc)
@@ -93,40 +94,6 @@ def _validate(request: Request, raw: Any) -> mp.PolicyDocument:
             raise Rejected(Reason.unknown_dataset, f"attributeMerge.order names unknown dataset {dataset!r}")
     doc.imsOrgId = config.org
     return doc
-
-
-def _patched(document: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """Apply a JSON Patch (RFC 6902: add, replace, remove) or a merge patch (RFC 7396)."""
-    if isinstance(patch, dict):
-        return _merge_patch(document, patch)
-    if not isinstance(patch, list):
-        raise Rejected(Reason.invalid_message, "PATCH takes a JSON Patch array or an object")
-    for op in patch:
-        if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove") or not isinstance(op.get("path"), str):
-            raise Rejected(Reason.invalid_message, f"unsupported patch operation {op!r}")
-        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")]
-        node = document
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                raise Rejected(Reason.invalid_message, f"patch path {op['path']!r} does not exist")
-            node = child
-        if op["op"] == "remove":
-            node.pop(last, None)
-        else:
-            node[last] = op.get("value")
-    return document
-
-
-def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        elif isinstance(v, dict) and isinstance(target.get(k), dict):
-            _merge_patch(target[k], v)
-        else:
-            target[k] = v
-    return target
 
 
 async def _get(request: Request, sandbox: str, policy_id: str) -> mp.PolicyDocument | None:

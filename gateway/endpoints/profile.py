@@ -1,4 +1,5 @@
-"""Profile access API: `GET`/`DELETE /data/core/ups/access/entities`, AEP's field names.
+"""Profile access API: profiles and their events at `/data/core/ups/access/entities` (see
+`entities.py`), unlink and graph; AEP's field names.
 
 Reads are asked of the profile workers over NATS request/reply (`inlet.lookups`); deletes are
 published to the stream as commands, so a delete is ordered with the events that preceded it.
@@ -118,27 +119,8 @@ async def _ask(request: Request, lookup: lookups.Lookup) -> lookups.Answer:
     return answer
 
 
-async def entities(request: Request) -> Response:
-    state = request.app.state
-    config: Config = state.config
-    try:
-        auth.authorize(request, "profile:write" if request.method == "DELETE" else "profile:read")
-        schema = request.query_params.get("schema.name", "")
-        if request.method == "DELETE":
-            return await _delete(request, config)
-        if schema == PROFILE_SCHEMA:
-            return await _profile(request, config)
-        if schema == EVENT_SCHEMA:
-            return await _events(request, config)
-        raise Rejected(
-            Reason.invalid_parameter,
-            f"schema.name must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}, got {schema!r}",
-        )
-    except Rejected as rejected:
-        return problem(rejected)
-
-
-async def _profile(request: Request, config: Config) -> Response:
+async def merged(request: Request, config: Config) -> Response:
+    """`schema.name=_xdm.context.profile`: the merged profile."""
     identity, profile_id = _identity(request, "entityId", "entityIdNS")
     fields = [f for f in request.query_params.get("fields", "").split(",") if f]
     answer = await _ask(
@@ -166,7 +148,8 @@ async def _profile(request: Request, config: Config) -> Response:
     return json_response(body)
 
 
-async def _events(request: Request, config: Config) -> Response:
+async def events(request: Request, config: Config) -> Response:
+    """`schema.name=_xdm.context.experienceevent`: a page of the profile's events."""
     related = request.query_params.get("relatedSchema.name", "")
     if related != PROFILE_SCHEMA:
         raise Rejected(Reason.invalid_parameter, f"relatedSchema.name must be {PROFILE_SCHEMA}")
@@ -261,6 +244,7 @@ async def graph(request: Request) -> Response:
     return json_response({"profileId": answer.profile_id, "identities": answer.members, "links": answer.links})
 
 
-async def _delete(request: Request, config: Config) -> Response:
-    """The profile's attributes and events leave the profile store; graph and lake keep theirs."""
+async def delete(request: Request) -> Response:
+    """The profile's attributes, events and computed values leave the profile store; graph
+    and lake keep theirs."""
     return await _command(request, DeleteProfile, "d")

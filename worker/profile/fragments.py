@@ -62,16 +62,19 @@ def write(
     document: dict[str, Any],
     operation: str,
     ts: int,
+    db: Any = None,
 ) -> None:
     """Apply one record to its owner's fragment for the dataset: replace (`create`), patch
-    (`merge`) or remove (`delete`)."""
+    (`merge`) or remove (`delete`). `db`: another fragment database (accounts keep theirs
+    apart), `store.fragment` by default."""
+    db = store.fragment if db is None else db
     key = fragment_key(owner, dataset)
     if operation == "delete":
-        txn.delete(key, db=store.fragment)
+        txn.delete(key, db=db)
         return
     fields = {path: FieldValue(value, ts) for path, value in flatten(document).items()}
     if operation == "merge":
-        raw = txn.get(key, db=store.fragment)
+        raw = txn.get(key, db=db)
         if raw is not None:
             current = decode_fragment(raw).fields
             # A patch replaces whole leaves; a leaf that became a branch (or back) is replaced.
@@ -80,13 +83,13 @@ def write(
                     del current[path]
             current.update(fields)
             fields = current
-    txn.put(key, encode(Fragment(ts, fields)), db=store.fragment)
+    txn.put(key, encode(Fragment(ts, fields)), db=db)
 
 
-def read(txn: lmdb.Transaction, store: Store, owners: list[bytes]) -> list[tuple[str, Fragment]]:
+def read(txn: lmdb.Transaction, store: Store, owners: list[bytes], db: Any = None) -> list[tuple[str, Fragment]]:
     """Every fragment of these owners, as (dataset, fragment)."""
     return [
         (key[ID_BYTES:].decode(), decode_fragment(value))
         for owner in owners
-        for key, value in prefix_items(txn, store.fragment, owner)
+        for key, value in prefix_items(txn, store.fragment if db is None else db, owner)
     ]

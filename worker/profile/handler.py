@@ -23,11 +23,15 @@ from worker.profile.apply import Applier
 
 
 class ProfileHandler:
-    def __init__(self, nc: Client, js: JetStreamContext, applier: Applier, consumer: str) -> None:
+    def __init__(
+        self, nc: Client, js: JetStreamContext, applier: Applier, consumer: str, writer: asyncio.Lock | None = None
+    ) -> None:
         self.nc = nc
         self.js = js
         self.applier = applier
         self.consumer = consumer
+        # Held around every write transaction: the backfill takes turns with batches.
+        self.writer = writer or asyncio.Lock()
 
     async def apply(self, msgs: list[Msg]) -> list[Msg]:
         batch: list[BusMessage | None] = []
@@ -38,8 +42,9 @@ class ProfileHandler:
             except msgspec.DecodeError as exc:
                 batch.append(None)
                 poison.append((msg, Reason.undecodable, str(exc)))
-        with BATCH_SECONDS.labels(self.consumer).time():
-            failures = await asyncio.to_thread(self.applier.apply_batch, batch)
+        async with self.writer:
+            with BATCH_SECONDS.labels(self.consumer).time():
+                failures = await asyncio.to_thread(self.applier.apply_batch, batch)
         failed = {f.index for f in failures}
         poison.extend((msgs[f.index], f.reason, f.detail) for f in failures)
         for msg, reason, detail in poison:

@@ -1,8 +1,9 @@
 """Answering profile lookups from a read transaction (see `inlet.lookups`).
 
 Readers never block the writer: an answer reflects the last committed batch. A profile is
-assembled on read from the data of every identity in its graph; under a merge policy with
-`identityGraph: none` only the looked-up identity's own data counts.
+assembled on read from the data of every identity in its graph (attributes, events, computed
+attribute buckets); under a merge policy with `identityGraph: none` only the looked-up
+identity's own data counts. Accounts and the union schema are answered here too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from inlet import lookups
 from inlet.config import Config, MergePolicy
 from inlet.merge_policies import PolicyCache
 from inlet.xdm import Identity
-from worker.profile import fragments, identity_graph, merge
+from worker.profile import (
+    accounts,
+    computed,
+    fragments,
+    identity_graph,
+    merge,
+    union_schema,
+)
+from worker.profile.computed import Definitions
 from worker.profile.store import (
     ID_BYTES,
     Graph,
@@ -33,6 +42,8 @@ from worker.profile.store import (
 
 _encode = msgspec.json.Encoder().encode
 _FAR = 1 << 61
+# Where computed attributes appear in the entity; records cannot write there.
+COMPUTED = "computedAttributes."
 
 
 class Lookups:
@@ -42,11 +53,13 @@ class Lookups:
         config: Config,
         clock: Callable[[], float] = time.time,
         policies: PolicyCache | None = None,
+        definitions: Definitions | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.policies = policies or PolicyCache(config)
+        self.definitions = definitions or Definitions(config.computed_attributes)
         self.ttl_ms = event_ttls(config)
 
     def answer(self, data: bytes) -> bytes:
@@ -59,6 +72,10 @@ class Lookups:
                 return lookups.encode(self._profile(txn, lookup))
             if isinstance(lookup, lookups.EventsLookup):
                 return lookups.encode(self._events(txn, lookup))
+            if isinstance(lookup, lookups.AccountLookup):
+                return lookups.encode(self._account(txn, lookup))
+            if isinstance(lookup, lookups.SchemaLookup):
+                return lookups.encode(self._schema(txn, lookup))
             return lookups.encode(self._graph(txn, lookup))
 
     def _find(
@@ -107,9 +124,15 @@ class Lookups:
             return found
         gid, graph = found
         meta = decode_meta(txn.get(gid, db=self.store.profile) or b"")
-        frags = fragments.read(txn, self.store, self._owners(graph, q.identity, policy))
+        owners = self._owners(graph, q.identity, policy)
+        frags = fragments.read(txn, self.store, owners)
         chosen = merge.merge_with_sources(frags, policy)
-        leaves = merge.select({path: value for path, (value, _, _) in chosen.items()}, q.fields)
+        leaves = {path: value for path, (value, _, _) in chosen.items() if not path.startswith(COMPUTED)}
+        definitions = self.definitions.snapshot.by_sandbox.get(q.sandbox)
+        if definitions:
+            now_ms = int(self.clock() * 1000)
+            leaves.update(computed.leaves(computed.read(txn, self.store, owners, definitions, now_ms)))
+        leaves = merge.select(leaves, q.fields)
         entity: dict[str, Any] = fragments.unflatten(leaves)
         if not q.fields or "identityMap" in q.fields:
             identity_map: dict[str, list[dict[str, str]]] = {}
@@ -124,7 +147,20 @@ class Lookups:
             sources=sorted({dataset for dataset, _ in frags}),
             last_modified_ms=meta.last_modified_ms,
             merge_policy=policy.id,
-            provenance={path: (chosen[path][1], chosen[path][2]) for path in leaves},
+            provenance={path: (chosen[path][1], chosen[path][2]) for path in leaves if path in chosen},
+        )
+
+    def _account(self, txn: lmdb.Transaction, q: lookups.AccountLookup) -> lookups.Answer:
+        policy = self._policy(q.sandbox, q.merge_policy)
+        if isinstance(policy, lookups.Refused):
+            return policy
+        return accounts.view(txn, self.store, q, policy)
+
+    def _schema(self, txn: lmdb.Transaction, q: lookups.SchemaLookup) -> lookups.Answer:
+        return lookups.SchemaView(
+            xdm_class=q.xdm_class,
+            fields=[lookups.SchemaField(path=path, types=types, datasets=datasets)
+                    for path, types, datasets in union_schema.read(txn, self.store, q.sandbox, q.xdm_class)],
         )
 
     def _graph(self, txn: lmdb.Transaction, q: lookups.GraphLookup) -> lookups.Answer:

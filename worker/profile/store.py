@@ -14,6 +14,13 @@ identity takes its own data with it, exactly, because nothing was ever copied.
 | `fragment` | owner id + dataset                            | `Fragment`    |
 | `event`    | owner id + timestamp (8 bytes) + message id   | `StoredEvent` |
 | `applied`  | message id                                    | expiry (ms)   |
+| `computed` | owner id + fingerprint (8) + bucket start (8) | `Partial` (`aggregates.py`) |
+| `backfill` | fingerprint                                   | `Job` (`backfill.py`) |
+| `schema`   | sandbox, class, path, type, dataset           | first seen (ms) |
+| `account`  | account id + dataset                          | `Fragment`    |
+| `account_meta`   | account id                              | `AccountMeta` (`accounts.py`) |
+| `account_person` | account id + owner id + dataset         | `AccountLink` (`accounts.py`) |
+| `person_account` | owner id + dataset + NUL + account id   | empty         |
 
 An owner id is a 16-byte hash of sandbox and identity; a graph id is the owner id of the
 graph's founder (its earliest identity), which is also the profile id. Replaying the stream
@@ -115,7 +122,17 @@ def event_timestamp(key: bytes) -> int:
 
 
 def event_bound(owner: bytes, timestamp_ms: int) -> bytes:
-    return owner + _TS.pack(min(max(0, timestamp_ms + _TS_OFFSET), (1 << 64) - 1))
+    return owner + time_bytes(timestamp_ms)
+
+
+def time_bytes(ms: int) -> bytes:
+    """8 bytes that sort as the time does (offset, so that times before 1970 sort too)."""
+    return _TS.pack(min(max(0, ms + _TS_OFFSET), (1 << 64) - 1))
+
+
+def time_at(key: bytes, offset: int) -> int:
+    """The time `time_bytes` wrote at `offset` of `key`."""
+    return int(_TS.unpack_from(key, offset)[0]) - _TS_OFFSET
 
 
 def fragment_key(owner: bytes, dataset: str) -> bytes:
@@ -127,13 +144,20 @@ class Store:
 
     def __init__(self, path: Path, map_size: int) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self.env = lmdb.open(str(path), map_size=map_size, max_dbs=16, max_readers=256)
+        self.env = lmdb.open(str(path), map_size=map_size, max_dbs=32, max_readers=256)
         self.identity = self.env.open_db(b"identity")
         self.graph = self.env.open_db(b"graph")
         self.profile = self.env.open_db(b"profile")
         self.fragment = self.env.open_db(b"fragment")
         self.event = self.env.open_db(b"event")
         self.applied = self.env.open_db(b"applied")
+        self.computed = self.env.open_db(b"computed")
+        self.backfill = self.env.open_db(b"backfill")
+        self.schema = self.env.open_db(b"schema")
+        self.account = self.env.open_db(b"account")
+        self.account_meta = self.env.open_db(b"account_meta")
+        self.account_person = self.env.open_db(b"account_person")
+        self.person_account = self.env.open_db(b"person_account")
 
     def close(self) -> None:
         self.env.close()

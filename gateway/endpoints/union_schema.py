@@ -1,0 +1,36 @@
+"""The union schema: `GET /data/core/ups/config/unionSchema?class=profile|experienceevent|account`.
+
+Every field observed in the profile-enabled datasets of a class (the profile worker records
+each new leaf path and type as data arrives), with its JSON types and the datasets that
+contribute it; `datasets` lists the class's profile-enabled datasets in the sandbox.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import auth
+from gateway.endpoints.profile import _ask, _sandbox
+from gateway.responses import json_response, problem
+from inlet import lookups
+from inlet.config import Config
+from inlet.outcomes import Reason, Rejected
+
+CLASSES = ("profile", "experienceevent", "account", "account-person")
+
+
+async def union_schema(request: Request) -> Response:
+    config: Config = request.app.state.config
+    try:
+        auth.authorize(request, "profile:read")
+        xdm_class = request.query_params.get("class", "")
+        if xdm_class not in CLASSES:
+            raise Rejected(Reason.invalid_parameter, f"class must be one of {', '.join(CLASSES)}, got {xdm_class!r}")
+        sandbox = _sandbox(request)
+        answer = await _ask(request, lookups.SchemaLookup(org=config.org, sandbox=sandbox, xdm_class=xdm_class))
+    except Rejected as rejected:
+        return problem(rejected)
+    assert isinstance(answer, lookups.SchemaView)
+    datasets = sorted(d.id for d in config.datasets if d.sandbox == sandbox and d.xdm_class == xdm_class and d.profile)
+    return json_response({"class": xdm_class, "sandbox": sandbox, "datasets": datasets, "fields": answer.fields})
