@@ -28,42 +28,32 @@ MAPS = frozenset({"identityMap"})
 _MS = struct.Struct(">q")
 
 
-def _type(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return None  # null says nothing about a field's type
+# JSON type of a decoded value (null is absent: it says nothing about a field's type).
+_KIND: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+                          dict: "object"}
 
 
 def _walk(value: dict[str, Any], prefix: str, out: set[tuple[str, str]]) -> None:
+    """Runs for every applied message, so it is kept tight: one type lookup per value."""
     for key, child in value.items():
-        if "\0" in key:
-            continue  # the separator of the stored keys; no XDM field has one
+        kind = _KIND.get(type(child))
+        if kind is None or "\0" in key:  # NUL separates the stored keys; no XDM field has one
+            continue
         path = prefix + key
-        if isinstance(child, dict) and child and not (not prefix and key in MAPS):
-            _walk(child, path + ".", out)
-            continue
-        kind = "map" if not prefix and key in MAPS else _type(child)
-        if kind is None:
-            continue
+        if kind == "object":
+            if not prefix and key in MAPS:
+                kind = "map"
+            elif child:
+                _walk(child, path + ".", out)
+                continue
         out.add((path, kind))
-        if isinstance(child, list):
+        if kind == "array":
             for item in child[:MAX_ITEMS]:
-                if isinstance(item, dict):
+                item_kind = _KIND.get(type(item))
+                if item_kind == "object" and item:
                     _walk(item, path + "[].", out)
-                else:
-                    item_kind = _type(item)
-                    if item_kind is not None:
-                        out.add((path + "[]", item_kind))
+                elif item_kind is not None:
+                    out.add((path + "[]", item_kind))
 
 
 def fields(document: dict[str, Any]) -> frozenset[tuple[str, str]]:
