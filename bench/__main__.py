@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from bench import machine
 
 
-def _positive(kind: type, most: float) -> object:
-    def parse(text: str) -> object:
+def _positive(kind: type[int | float], most: float) -> Callable[[str], Any]:
+    def parse(text: str) -> int | float:
         value = kind(text)
         if not 0 < value <= most:
             raise argparse.ArgumentTypeError(f"must be in (0, {most:g}]")

@@ -142,7 +142,8 @@ def report(outcome: Run) -> str:
         ratios.append(f"- {lo.name}: **{ratio:.2f}** (runs, gateway/baseline events/s: {raw})")
     lines += ["", "ratio gateway/baseline, events/s (medians):", *ratios, ""]
     if outcome.errors:
-        lines.append(f"processes logged {len(outcome.errors)} ERROR lines; first: {outcome.errors[0]}")
+        lines.append(f"processes logged {len(outcome.errors)} ERROR lines:")
+        lines += [f"- {error}" for error in outcome.errors[:5]]
     else:
         lines.append("no process logged an ERROR line")
     return "\n".join(lines)

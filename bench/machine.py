@@ -34,7 +34,7 @@ def _package(name: str) -> str:
 
 def _nats_server() -> str:
     try:
-        out = subprocess.run([binary(), "--version"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run([binary(), "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return "nats-server ?"
     return out.strip().replace(": ", " ")

@@ -8,6 +8,7 @@ configuration (`inlet.example.toml`), log level INFO included.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from inlet.nats_server import NatsServer
 
@@ -35,7 +37,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before {url} answered")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before {url} answered")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -54,7 +56,7 @@ def wait_drained(lag: Callable[[], int], timeout: float = 600) -> float:
     while time.monotonic() < deadline:
         try:
             pending = lag()
-        except Exception:
+        except Exception:  # noqa: BLE001  (any error: not there yet)
             time.sleep(0.01)
             continue
         start = start or time.perf_counter()
@@ -77,7 +79,7 @@ class Stack:
         self.extra_env = extra_env or {}
         self.keep = keep
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         config = self.tmp / "inlet.toml"
         config.write_text(CONFIG_TOML)
         url = self.nats.start()
@@ -111,13 +113,20 @@ class Stack:
         return port
 
     def errors(self) -> list[str]:
-        """ERROR lines and tracebacks the processes logged (there should be none)."""
-        return [
-            f"{log.stem}: {line}"
-            for log in self.logs if log.exists()
-            for line in log.read_text(errors="replace").splitlines()
-            if " ERROR " in line or '"level": "ERROR"' in line or line.startswith("Traceback")
-        ]
+        """ERROR lines and tracebacks the processes logged (there should be none), one line each:
+        the message and the exception's last line."""
+        found = []
+        for log in self.logs:
+            if not log.exists():
+                continue
+            for line in log.read_text(errors="replace").splitlines():
+                if line.startswith("{") and '"level": "ERROR"' in line:
+                    record = json.loads(line)
+                    exception = record.get("exception", "").strip().splitlines()
+                    found.append(f"{log.stem}: {record.get('message')}" + (f" ({exception[-1]})" if exception else ""))
+                elif " ERROR " in line or line.startswith("Traceback"):
+                    found.append(f"{log.stem}: {line}")
+        return found
 
     def __exit__(self, *exc: object) -> None:
         for proc in reversed(self.procs):

@@ -1,14 +1,22 @@
 """The lake worker: consumes `INGEST` into a partitioned Parquet lake (see docs/lake.md).
 
+The path of one event: the gateway published it to `inlet.<sandbox>.event.<partition>`; a lake
+worker fetches it with a batch (`worker.consume`), the handler decodes it and buffers its XDM
+bytes as a row of its (sandbox, dataset, hour) partition (`handler`); at the next flush the
+rows of that partition are deduplicated, checked against the dataset's schema (`conform`) and
+parsed by Polars straight from the bytes (`frames`), written as one zstd Parquet file (temp
+name, fsync, rename, fsync directory: `writer`), and only then is the message acknowledged.
+
 Lake workers share one durable consumer, `lake`, so several can run at once (queue
 semantics); each writes its own files. Messages stay unacknowledged while their rows are
-buffered, so the consumer's `ack_wait` exceeds the roll interval and `max_ack_pending` exceeds
-the buffer.
+buffered, so the consumer's `ack_wait` is more than twice the roll interval and
+`max_ack_pending` more than twice the buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -23,35 +31,57 @@ log = logging.getLogger("inlet.worker.lake")
 CONSUMER = "lake"
 
 
-async def main(config: Config) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+def ack_wait(config: Config) -> float:
+    """Seconds a fetched message may stay unacknowledged: a buffer lives one roll interval,
+    and its write must fit in the rest."""
+    return 2 * config.lake.roll_interval + 10
 
+
+async def main(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT (or until `stop` is set, when the caller passes one),
+    then write what is buffered, acknowledge it, and return."""
+    loop = asyncio.get_running_loop()
+    signals: list[signal.Signals] = []
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+            signals.append(sig)
+    try:
+        await _run(config, stop)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _run(config: Config, stop: asyncio.Event) -> None:
     lake = config.data_path / "lake"
     lake.mkdir(parents=True, exist_ok=True)
-    removed = remove_temp_files(lake)
+    removed = remove_temp_files(lake, older_than=ack_wait(config))
     if removed:
-        log.info("Removed %d unfinished temporary files from an earlier run.", removed)
+        log.info("Removed %d unfinished temporary files of an earlier run.", removed)
     nc = await bus.connect(config, name="inlet-lake")
-    js = bus.jetstream(nc, config)
-    await bus.ensure_streams(js, config)
-    await consume.ensure_consumer(
-        js,
-        config.nats.stream,
-        consume.durable(
-            CONSUMER,
-            ack_wait=2 * config.lake.roll_interval + 10,
-            max_ack_pending=2 * config.lake.max_rows + config.lake.batch,
-        ),
-    )
-    handler = LakeHandler(js, lake, config.lake)
-    pusher = asyncio.create_task(telemetry.push_forever(js, telemetry.process_name("lake")))
-    log.info("Lake worker consuming %s into %s.", config.nats.stream, lake)
     try:
-        await consume.run(js, config.nats.stream, CONSUMER, handler, config.lake.batch, stop)
+        js = bus.jetstream(nc, config)
+        await bus.ensure_streams(js, config)
+        await consume.ensure_consumer(
+            js,
+            config.nats.stream,
+            consume.durable(
+                CONSUMER,
+                ack_wait=ack_wait(config),
+                max_ack_pending=2 * config.lake.max_rows + config.lake.batch,
+            ),
+        )
+        handler = LakeHandler(js, lake, config.lake)
+        pusher = asyncio.create_task(telemetry.push_forever(js, telemetry.process_name("lake")))
+        log.info("Lake worker consuming %s into %s.", config.nats.stream, lake)
+        try:
+            await consume.run(js, config.nats.stream, CONSUMER, handler, config.lake.batch, stop)
+        finally:
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pusher
     finally:
-        pusher.cancel()
         await bus.close(nc)
         log.info("Lake worker stopped.")

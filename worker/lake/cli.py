@@ -16,7 +16,9 @@ from pathlib import Path
 import polars as pl
 
 from inlet.config import Config
-from worker.lake.compact import compact
+from worker.lake import ack_wait
+from worker.lake.compact import CompactionBusy, compact
+from worker.lake.quarantine import QUARANTINE
 
 
 def datasets(lake: Path, sandbox: str) -> dict[str, list[Path]]:
@@ -47,9 +49,10 @@ def ls(lake: Path, sandbox: str) -> str:
         for partition in sorted(partitions):
             in_partition = [f for f in files if f.parent == partition]
             lines.append(f"  {partition.parent.name}/{partition.name}  {len(in_partition)} files")
-    quarantined = list((lake / "_quarantine" / sandbox).rglob("*.jsonl"))
+    quarantined = list((lake / QUARANTINE / sandbox).rglob("*.jsonl"))
     if quarantined:
-        lines.append(f"quarantine: {len(quarantined)} files under {lake / '_quarantine' / sandbox}")
+        rows = sum(f.read_bytes().count(b"\n") for f in quarantined)
+        lines.append(f"quarantine: {rows} rows in {len(quarantined)} files under {lake / QUARANTINE / sandbox}")
     return "\n".join(lines)
 
 
@@ -87,9 +90,9 @@ def main(argv: list[str], config: Config) -> int:
         elif args.command == "query":
             sys.stdout.write(query(lake, args.sandbox, args.sql, args.format).rstrip("\n") + "\n")
         else:
-            done = compact(lake, args.sandbox, config.lake.roll_interval, args.min_files)
+            done = compact(lake, args.sandbox, ack_wait(config), args.min_files)
             print(f"compacted {len(done)} partitions" + "".join(f"\n  {p}" for p in done))
-    except (pl.exceptions.PolarsError, ValueError) as exc:
+    except (pl.exceptions.PolarsError, ValueError, CompactionBusy) as exc:
         print(f"inlet lake: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,31 +1,43 @@
-"""Rows → Polars frames: nested XDM stays nested, lineage columns sit beside it.
+"""Rows → Polars frames: nested XDM stays nested, flat lineage columns sit beside it.
 
-The XDM bytes of a batch are joined as NDJSON and parsed by Polars in Rust (`read_ndjson`),
-so no row ever becomes a Python dict; structs and lists stay structs and lists. The flat
-`_inlet_*` columns say where each row came from, for partition pruning and lineage.
+A `Row` is what the lake keeps of one bus message: the sender's XDM bytes and where they came
+from. The XDM of a batch is joined as NDJSON and parsed by Polars in Rust, so no row ever
+becomes a Python dict on the way to Parquet; objects stay structs and arrays stay lists.
+Which types the columns get is `worker.lake.conform`'s decision. The `_inlet_*` columns say where each row came from, for
+lineage, deduplication and pruning.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import polars as pl
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
     xdm: bytes
-    data: bytes | None
+    data: bytes | None  # the free-form `data` of an Edge Network event (JSON), if any
     org: str
     sandbox: str
     dataset: str
-    source: str
-    kind: str
+    source: str  # streaming connection or datastream id
+    kind: str  # "event" or "record"
     message_id: str
     received_ms: int
     stream_seq: int
+
+
+def one_line(raw: bytes) -> bytes:
+    """JSON on one line: rows are joined as NDJSON, and a sender may have pretty-printed its
+    XDM (JSON strings cannot hold a raw newline, so only whitespace between tokens goes)."""
+    if b"\n" in raw or b"\r" in raw:
+        return msgspec.json.format(raw, indent=-1)
+    return raw
 
 
 LINEAGE: dict[str, Any] = {
@@ -41,26 +53,28 @@ LINEAGE: dict[str, Any] = {
 }
 
 
-def _storable(dtype: Any) -> Any:
-    """Parquet cannot hold a struct without fields (an object that is always `{}` in the
-    batch); such a field is kept as its JSON text instead."""
-    if isinstance(dtype, pl.Struct):
-        if not dtype.fields:
-            return pl.String
-        return pl.Struct([pl.Field(f.name, _storable(f.dtype)) for f in dtype.fields])
-    if isinstance(dtype, (pl.List, pl.Array)):
-        return pl.List(_storable(dtype.inner))
-    return dtype
+def _ndjson(rows: list[Row]) -> io.BytesIO:
+    return io.BytesIO(b"\n".join(r.xdm for r in rows))
 
 
-def frame(rows: list[Row]) -> pl.DataFrame:
-    """One frame for rows of one dataset (their XDM shares a schema, give or take fields)."""
-    ndjson = b"\n".join(r.xdm for r in rows)
-    xdm = pl.read_ndjson(io.BytesIO(ndjson), infer_schema_length=None)
-    storable = {name: _storable(dtype) for name, dtype in xdm.schema.items()}
-    if storable != dict(xdm.schema):
-        xdm = pl.read_ndjson(io.BytesIO(ndjson), schema=storable)
-    lineage = pl.DataFrame(
+def infer(rows: list[Row]) -> pl.DataFrame | None:
+    """The XDM of `rows` with the types Polars infers over all of them; None when Polars
+    finds no one type for a field (an object in one row, a list in another)."""
+    try:
+        return pl.read_ndjson(_ndjson(rows), infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        return None
+
+
+def parse(rows: list[Row], columns: Mapping[str, Any]) -> pl.DataFrame:
+    """The XDM of `rows` as `columns`, by field name (strict: a value that does not fit raises;
+    a field not in `columns` is not read)."""
+    return pl.read_ndjson(_ndjson(rows), schema=dict(columns))
+
+
+def lineage(rows: list[Row]) -> pl.DataFrame:
+    """The flat lineage columns of `rows`, built from column lists (no per-row objects)."""
+    return pl.DataFrame(
         {
             "_inlet_received": [r.received_ms for r in rows],
             "_inlet_org": [r.org for r in rows],
@@ -73,7 +87,11 @@ def frame(rows: list[Row]) -> pl.DataFrame:
             "_inlet_data": [r.data.decode() if r.data is not None else None for r in rows],
         },
         schema={**LINEAGE, "_inlet_received": pl.Int64},
-    ).with_columns(pl.col("_inlet_received").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"))
-    if xdm.width == 0:  # every document was `{}`
-        return lineage
-    return pl.concat([xdm, lineage], how="horizontal")
+    ).with_columns(pl.col("_inlet_received").cast(pl.Datetime("ms", "UTC")))
+
+
+def table(xdm: pl.DataFrame | None, rows: list[Row]) -> pl.DataFrame:
+    """The file's table: the XDM columns (None when every document was `{}`), then lineage."""
+    if xdm is None or xdm.width == 0:
+        return lineage(rows)
+    return pl.concat([xdm, lineage(rows)], how="horizontal")

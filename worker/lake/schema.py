@@ -1,92 +1,195 @@
-"""Schema evolution: what a dataset's files may change, and what goes to quarantine.
+"""A dataset's schema in the lake, and the only ways it may evolve.
 
-Each dataset has an established schema: the union of what its files hold (read from its newest
-file when a worker first writes to it, then kept up to date). A new batch may add fields, miss
-fields, or widen an integer to a float; readers combine files by name and apply that widening.
-Anything else (a string where numbers were, an object where a string was) cannot be read back
-as one column: the rows that carry such a value are quarantined with the reason, the rest are
-written. Polars alone would quietly turn the whole column into strings.
+The rule every file of a dataset follows: it carries the dataset's whole schema as it stood
+when the file was written. Columns, and fields inside structs, are only ever added (at the
+end), and a number column is only ever widened from integer to float. So the newest file's
+schema reads every older file, and any engine that combines files by name (DuckDB
+`union_by_name`, Spark `mergeSchema`, pyarrow's unified schema, Polars with `missing_columns`)
+sees one table. A value that would break the rule (a string where the files hold numbers, an
+object where they hold a list) is not written: `worker.lake.conform` quarantines its row.
+
+`DatasetSchema` is a worker's view of that schema: learned from the newest files when the
+worker first writes to the dataset, updated from every file it writes and from new files
+other workers wrote into the partitions it writes to.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import polars as pl
+from polars.datatypes import DataTypeClass
 
-NUMERIC = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Float32, pl.Float64)
-_decode = msgspec.json.Decoder().decode
+log = logging.getLogger("inlet.worker.lake")
 
+DType = pl.DataType | DataTypeClass  # Polars hands out either
+Schema = dict[str, DType]
 
-def established(dataset_dir: Path) -> dict[str, Any]:
-    """The schema of the dataset's newest file, or {} for a new dataset."""
-    files = sorted(dataset_dir.rglob("part-*.parquet"), key=lambda p: p.stat().st_mtime)
-    return dict(pl.read_parquet_schema(files[-1])) if files else {}
-
-
-def _compatible(old: Any, new: Any) -> bool:
-    if old == new or new == pl.Null or old == pl.Null:
-        return True
-    if isinstance(old, pl.DataType) and old.is_numeric() and isinstance(new, pl.DataType) and new.is_numeric():
-        return True  # integer ↔ float: readers widen
-    if isinstance(old, pl.Struct) and isinstance(new, pl.Struct):
-        fields = {f.name: f.dtype for f in old.fields}
-        return all(_compatible(fields[f.name], f.dtype) for f in new.fields if f.name in fields)
-    if isinstance(old, pl.List) and isinstance(new, pl.List):
-        return _compatible(old.inner, new.inner)
-    return False
+LINEAGE_PREFIX = "_inlet_"
+# Every file carries the whole schema, so a few of the newest files hold all of it; more
+# are read only to converge after races between workers.
+NEWEST_FILES = 16
 
 
-def conflicts(known: dict[str, Any], batch: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """(path, established dtype) for every field whose new type cannot be read with the old."""
-    out: list[tuple[str, Any]] = []
-    for name, dtype in batch.items():
-        if name not in known or _compatible(known[name], dtype):
-            continue
-        if isinstance(known[name], pl.Struct) and isinstance(dtype, pl.Struct):
-            inner = {f.name: f.dtype for f in known[name].fields}
-            out.extend(conflicts(inner, {f.name: f.dtype for f in dtype.fields}, f"{prefix}{name}."))
-        else:
-            out.append((prefix + name, known[name]))
+def storable(dtype: DType) -> DType | None:
+    """What Parquet can hold for a type Polars inferred from JSON; None: nothing to store.
+
+    An object that is `{}` in every row has no fields, and Parquet has no struct without
+    fields: it is left out (read back as null) until a row gives it fields. Integers past
+    64 bits, which no Parquet reader reads back, widen to float like any number column.
+    """
+    if isinstance(dtype, pl.Struct):
+        fields = {f.name: storable(f.dtype) for f in dtype.fields}
+        kept = [pl.Field(name, t) for name, t in fields.items() if t is not None]
+        return pl.Struct(kept) if kept else None
+    if isinstance(dtype, (pl.List, pl.Array)):
+        inner = storable(dtype.inner)
+        return pl.List(inner) if inner is not None else None
+    if dtype in (pl.Int128, pl.UInt64, pl.UInt128):
+        return pl.Float64()
+    return dtype
+
+
+def storable_schema(schema: Schema) -> Schema:
+    out: Schema = {}
+    for name, dtype in schema.items():
+        kept = storable(dtype)
+        if kept is not None:
+            out[name] = kept
     return out
 
 
-def _fits(value: Any, dtype: Any) -> bool:
-    if value is None:
-        return True
+def merge(old: DType, new: DType) -> DType | None:
+    """The type that reads both `old` and `new` values, or None when no widening does."""
+    if old == new or new == pl.Null:
+        return old
+    if old == pl.Null:
+        return new
+    if old.is_numeric() and new.is_numeric():
+        return pl.Float64() if old.is_float() or new.is_float() else old
+    if isinstance(old, pl.Struct) and isinstance(new, pl.Struct):
+        fields = {f.name: f.dtype for f in old.fields}
+        for f in new.fields:
+            if f.name in fields:
+                merged = merge(fields[f.name], f.dtype)
+                if merged is None:
+                    return None
+                fields[f.name] = merged
+            else:
+                fields[f.name] = f.dtype
+        return pl.Struct(fields)
+    if isinstance(old, pl.List) and isinstance(new, pl.List):
+        inner = merge(old.inner, new.inner)
+        return pl.List(inner) if inner is not None else None
+    return None
+
+
+def merged(known: Schema, batch: Schema) -> Schema:
+    """`known` extended by `batch`: known columns first, in their order, new ones after.
+    Where a batch type cannot widen the known one, the known type stays (the caller has
+    already quarantined the rows that disagree)."""
+    out = dict(known)
+    for name, dtype in batch.items():
+        if name not in out:
+            out[name] = dtype
+        else:
+            widened = merge(out[name], dtype)
+            if widened is not None:
+                out[name] = widened
+    return out
+
+
+def _python_type(dtype: DType, names: list[int]) -> Any:
+    """The msgspec type that accepts exactly the JSON values a column of `dtype` can hold
+    (or null). Numbers accept ints and floats alike: that is the allowed widening."""
     if isinstance(dtype, pl.Struct):
-        return isinstance(value, dict)
+        return _struct({f.name: f.dtype for f in dtype.fields}, names) | None
     if isinstance(dtype, pl.List):
-        return isinstance(value, list)
-    if dtype == pl.Boolean:
-        return isinstance(value, bool)
-    if dtype in NUMERIC:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return list[_python_type(dtype.inner, names)] | None  # type: ignore[misc]
     if dtype == pl.String:
-        return isinstance(value, str)
-    return True
+        return str | None
+    if dtype == pl.Boolean:
+        return bool | None
+    if dtype.is_numeric():
+        return float | None
+    return Any
 
 
-def misfits(xdm: bytes, paths: list[tuple[str, Any]]) -> str:
-    """Why this document cannot join the dataset's columns ('' when it can)."""
-    document = _decode(xdm)
-    for path, dtype in paths:
-        value: Any = document
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if not _fits(value, dtype):
-            return f"field {path!r} is {type(value).__name__} here but {dtype} in the dataset's files"
-    return ""
+def _struct(fields: Schema, names: list[int]) -> Any:
+    # Field names in XDM are not Python identifiers (`@id`, `xdm:foo`, `class`): positional
+    # names, renamed to the JSON keys. Unknown keys are skipped: new fields are allowed.
+    names.append(len(names))
+    python = {f"f{i}": name for i, name in enumerate(fields)}
+    return msgspec.defstruct(
+        f"Doc{names[-1]}",
+        [(p, _python_type(fields[key], names), None) for p, key in python.items()],
+        rename=python,
+        gc=False,
+    )
 
 
-def widen(known: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
-    """The established schema after a file with `written` joined it."""
-    merged = dict(known)
-    for name, dtype in written.items():
-        if name not in merged or merged[name] == pl.Null:
-            merged[name] = dtype
-        elif isinstance(merged[name], pl.DataType) and merged[name].is_integer() and dtype.is_float():
-            merged[name] = dtype
-    return merged
+def validator(schema: Schema) -> Callable[[bytes], object]:
+    """A decoder that fails, naming the path, on a document whose values the columns of
+    `schema` cannot hold; it runs in C, so every row can afford it."""
+    return msgspec.json.Decoder(_struct(schema, [])).decode
+
+
+def xdm_columns(schema: dict[str, Any]) -> Schema:
+    """A file's schema without its lineage columns."""
+    return {k: v for k, v in schema.items() if not k.startswith(LINEAGE_PREFIX)}
+
+
+class DatasetSchema:
+    """One worker's view of a dataset's schema, kept in step with the dataset's files."""
+
+    def __init__(self, dataset_dir: Path) -> None:
+        self.dataset_dir = dataset_dir
+        self.columns: Schema = {}
+        self.files: set[Path] = set()
+        self._validate: Callable[[bytes], object] | None = None
+
+    def load(self) -> None:
+        """Learn the schema from the newest files (each carries the whole schema)."""
+        found = []
+        for path in self.dataset_dir.glob("date=*/hour=*/part-*.parquet"):
+            try:
+                found.append((path.stat().st_mtime, path))
+            except FileNotFoundError:  # compacted away meanwhile
+                continue
+        self.files.update(path for _, path in found)
+        for _, path in sorted(found)[-NEWEST_FILES:]:
+            self._learn_file(path)
+
+    def refresh(self, directory: Path) -> None:
+        """Learn from files in `directory` that this worker has not seen (another worker's
+        files, which may have added fields)."""
+        for path in sorted(directory.glob("part-*.parquet")):
+            if path not in self.files:
+                self.files.add(path)
+                self._learn_file(path)
+
+    def learn(self, path: Path, columns: Schema) -> None:
+        """A file this worker wrote."""
+        self.files.add(path)
+        self._merge(columns)
+
+    def validate(self, xdm: bytes) -> None:
+        if self._validate is None:
+            self._validate = validator(self.columns)
+        self._validate(xdm)
+
+    def _learn_file(self, path: Path) -> None:
+        try:
+            self._merge(xdm_columns(pl.read_parquet_schema(path)))
+        except FileNotFoundError:
+            return
+
+    def _merge(self, columns: Schema) -> None:
+        new = merged(self.columns, columns)
+        if new != self.columns:
+            self.columns = new
+            self._validate = None
