@@ -225,6 +225,7 @@ def _default_datasets() -> list[Dataset]:
     return [
         Dataset(id="demo-profiles", xdm_class="profile"),
         Dataset(id="demo-events", xdm_class="experienceevent"),
+        Dataset(id="demo-accounts", xdm_class="account"),
     ]
 
 

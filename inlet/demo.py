@@ -5,7 +5,10 @@ login event stitches ECID to email, and CRMID for members), buy on the web, in t
 app-held ECID) and in stores (server-side streaming with the CRMID); their CRM records stream
 in and get upserted. A few tablets are shared by two members (the shared-device rule must keep
 the people apart), and some events carry junk identities (`null`, test emails) that must link
-nothing. Everything but the clock is deterministic for a given `--seed`, including event ids,
+nothing. Some shoppers buy for their company: four business accounts stream in, and those
+people's CRM records name their account (`b2b.accountKey`). The demo also defines a computed
+attribute, `purchases30d`, through the API (once; an existing one is left as it is).
+Everything but the clock is deterministic for a given `--seed`, including event ids,
 so running it twice with the same seed stores the same events once.
 """
 
@@ -29,6 +32,14 @@ LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", 
 PAGES = ["home", "shoes", "jackets", "sale", "new-in", "bags", "checkout", "account"]
 PRODUCTS = [("SKU-100", "Trail shoe", 89.0), ("SKU-200", "Rain jacket", 129.0), ("SKU-300", "Tote bag", 39.5),
             ("SKU-400", "Wool socks", 12.0), ("SKU-500", "Cap", 19.9)]
+# (account key, name, industry, annual revenue in EUR, employees)
+ACCOUNTS = [("acme@demo.crm", "Acme Outfitters", "Retail", 48_000_000, 310),
+            ("globex@demo.crm", "Globex Logistics", "Transportation", 125_000_000, 1_200),
+            ("initech@demo.crm", "Initech", "Software", 9_500_000, 85),
+            ("umbrella@demo.crm", "Umbrella Clinics", "Healthcare", 73_000_000, 640)]
+PURCHASES_30D = {"name": "purchases30d", "description": "Spend over the last 30 days, all channels", "function": "SUM",
+                 "field": "commerce.order.priceTotal", "filter": {"eventType": ["commerce.purchases"]},
+                 "duration": {"count": 30, "unit": "DAYS"}}
 
 
 @dataclass
@@ -55,9 +66,9 @@ class Demo:
         self.seq += 1
         return f"demo-{self.rng.getrandbits(48):012x}-{self.seq}"
 
-    def _post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
-        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
-                                         headers={"content-type": "application/json", **(headers or {})})
+    def _post(self, path: str, body: Any, headers: dict[str, str] | None = None, method: str = "POST") -> Any:
+        request = urllib.request.Request(self.url + path, data=None if body is None else json.dumps(body).encode(),
+                                         method=method, headers={"content-type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 raw = response.read()
@@ -96,11 +107,32 @@ class Demo:
         self._post(f"/collection/{self.connection}", {"header": header, "body": {"xdmEntity": xdm}})
         self._count(kind)
 
+    def define_computed_attribute(self) -> None:
+        auth = {"authorization": f"Bearer {self.token}"}
+        defined = self._post("/data/core/ca/attributes", None, auth, method="GET")["computedAttributes"]
+        if all(d["name"] != PURCHASES_30D["name"] for d in defined):
+            self._post("/data/core/ca/attributes", PURCHASES_30D, auth)
+            self._count("computed attribute definitions")
+
+    def accounts(self) -> None:
+        for key, name, industry, revenue, employees in ACCOUNTS:
+            self.stream("demo-accounts", {"accountKey": {"sourceKey": key, "sourceType": "demo", "sourceID": key.split("@")[0]},
+                                          "accountName": name, "accountOrganization": {
+                                              "industry": industry, "numberOfEmployees": employees,
+                                              "annualRevenue": {"amount": revenue, "currencyCode": "EUR"}}}, "account records")
+
     def person_ids(self, person: Person) -> dict[str, Any]:
         ids: dict[str, Any] = {"Email": [{"id": person.email, "authenticatedState": "authenticated", "primary": person.crmid is None}]}
         if person.crmid:
             ids["CRMID"] = [{"id": person.crmid, "authenticatedState": "authenticated", "primary": True}]
         return ids
+
+    @staticmethod
+    def company(index: int) -> dict[str, Any]:
+        """Every third shopper (the first included) buys for one of the business accounts."""
+        if index % 3:
+            return {}
+        return {"b2b": {"accountKey": {"sourceKey": ACCOUNTS[index // 3 % len(ACCOUNTS)][0]}}}
 
     def when(self, days_ago: float) -> str:
         moment = datetime.now(timezone.utc) - timedelta(days=days_ago)
@@ -122,6 +154,8 @@ class Demo:
                                 crmid=f"CRM{100000 + i}" if self.rng.random() < 0.7 else None,
                                 app_ecid=f"{self.rng.randrange(10**37, 10**38)}"))
         members = [p for p in crowd if p.crmid]
+        self.define_computed_attribute()
+        self.accounts()
         for index, person in enumerate(crowd):
             for _ in range(self.rng.randint(2, 5)):  # anonymous browsing
                 page = self.rng.choice(PAGES)
@@ -133,7 +167,8 @@ class Demo:
             self.stream("demo-profiles", {"identityMap": self.person_ids(person),
                                           "person": {"name": {"firstName": person.name.split()[0], "lastName": person.name.split(" ", 1)[1]}},
                                           "personalEmail": {"address": person.email},
-                                          "loyalty": {"tier": self.rng.choice(["bronze", "silver", "gold"])}}, "CRM records")
+                                          "loyalty": {"tier": self.rng.choice(["bronze", "silver", "gold"])},
+                                          **self.company(index)}, "CRM records")
             if self.rng.random() < 0.5:
                 self.stream("demo-profiles", {"identityMap": self.person_ids(person),
                                               "loyalty": {"points": self.rng.randrange(100, 5000)}}, "CRM upserts", operation="merge")

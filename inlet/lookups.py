@@ -74,6 +74,7 @@ class ProfileView(msgspec.Struct, kw_only=True, tag="profile", tag_field="kind")
     merge_policy: str
     # Attribute path → [dataset, written at ms]: where each merged value came from.
     provenance: dict[str, tuple[str, int]] = {}
+    accounts: list[str] = []  # keys of the business accounts the person belongs to
 
 
 class EventView(msgspec.Struct, kw_only=True):

@@ -92,6 +92,10 @@ id = "demo-events"
 class = "experienceevent"
 
 [[datasets]]
+id = "demo-accounts"
+class = "account"
+
+[[datasets]]
 id = "lake-only"
 class = "experienceevent"
 profile = false

@@ -5,8 +5,9 @@ Policy that lets it talk to this gateway only. It asks for the bearer token once
 in `sessionStorage`; every call sends it in the `Authorization` header (never in a URL), which
 is why live updates are Server-Sent Events read with `fetch` rather than `EventSource`.
 
-- `GET /ui/api/profile`: the merged profile with each attribute's dataset and write time, and
-  the identity graph with the message and time behind each link, in one answer.
+- `GET /ui/api/profile`: the merged profile with each attribute's dataset and write time, the
+  identity graph with the message and time behind each link, and the business accounts the
+  person belongs to, in one answer.
 - `GET /ui/api/live?profileId=…`: an SSE stream that says `change` whenever the profile
   worker commits a change to that profile (`inlet.notify.<sandbox>.<profile id>`).
 - `GET /ui/api/overview`: messages accepted and rejected by reason, consumer lag, and the age
@@ -38,6 +39,7 @@ FILES = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 HEARTBEAT = 15.0
+MAX_ACCOUNTS = 5  # linked accounts shown on one profile
 
 
 async def page(request: Request) -> Response:
@@ -60,6 +62,8 @@ async def profile(request: Request) -> Response:
         assert isinstance(view, lookups.ProfileView)
         graph = await _ask(request, lookups.GraphLookup(org=config.org, sandbox=sandbox, profile_id=view.profile_id))
         assert isinstance(graph, lookups.GraphView)
+        accounts = [await _ask(request, lookups.AccountLookup(org=config.org, sandbox=sandbox, account_key=key, limit=1))
+                    for key in view.accounts[:MAX_ACCOUNTS]]
     except Rejected as rejected:
         return problem(rejected)
     return json_response({
@@ -67,6 +71,8 @@ async def profile(request: Request) -> Response:
         "provenance": {path: {"dataset": d, "writtenAt": _iso(ts)} for path, (d, ts) in view.provenance.items()},
         "identities": graph.members, "links": graph.links, "lastModifiedAt": _iso(view.last_modified_ms),
         "mergePolicy": view.merge_policy,
+        "accounts": [{"accountKey": a.account_key, "entity": a.entity, "people": a.people_total}
+                     for a in accounts if isinstance(a, lookups.AccountView)],
     })
 
 

@@ -62,6 +62,14 @@ function render(p) {
   $("#computed-card").hidden = !Object.keys(computed).length;
   $("#computed tbody").replaceChildren(...Object.entries(computed).map(([k, v]) =>
     el("tr", {}, el("td", { class: "mono" }, k), el("td", {}, JSON.stringify(v.value ?? v)), el("td", {}, v.lastUpdatedAt || ""))));
+  const accounts = p.accounts || [];
+  $("#accounts-card").hidden = !accounts.length;
+  $("#accounts").replaceChildren(...accounts.map((a) => {
+    const org = a.entity.accountOrganization || {};
+    const details = [org.industry, org.annualRevenue && `revenue ${(org.annualRevenue.amount ?? org.annualRevenue).toLocaleString()} ${org.annualRevenue.currencyCode || ""}`.trim(), `${a.people} ${a.people === 1 ? "person" : "people"}`];
+    return el("li", {}, el("strong", {}, a.entity.accountName || a.accountKey), " ", el("code", {}, a.accountKey),
+      el("br"), details.filter(Boolean).join(" · "));
+  }));
   drawGraph(p);
 }
 

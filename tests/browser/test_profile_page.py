@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -27,7 +28,7 @@ def run_demo(system: System) -> str:
                           "--people", str(PEOPLE), "--quiet"], env=system.env, cwd=system.tmp,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "inlet demo: sent" in out.stdout and "shared-device logins" in out.stdout
+    assert "inlet demo: sent" in out.stdout and "shared-device logins" in out.stdout and "account records" in out.stdout
     return out.stdout
 
 
@@ -50,14 +51,18 @@ def test_profile_page_shows_a_live_profile(system: System, browser: Any) -> None
     assert "person.name.firstName" in attributes and "demo-profiles" in attributes
     assert page.locator("#graph circle").count() >= 2  # at least the browser's ECID and the email
     assert page.locator("#events tbody tr").count() >= 1
+    assert "Acme Outfitters" in page.inner_text("#accounts")  # the demo's first shopper buys for Acme
     page.wait_for_selector("#live.on")
 
     fresh = f"live-{uuid.uuid4().hex[:8]}"
     sent = time.monotonic()
-    xdm = event(email=email, event_id=fresh, event_type="commerce.purchases", commerce={"order": {"priceTotal": 42.0}})
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    xdm = event(email=email, event_id=fresh, event_type="commerce.purchases", timestamp=now,
+                commerce={"order": {"priceTotal": 42.0}})
     assert system.http.post("/collection/demo", json=message("demo-events", xdm)).status_code == 200
     page.wait_for_selector(f"#events td:text('{fresh}')", timeout=5000)
     assert time.monotonic() - sent < 3, "a new event should appear without reload, within a second or so"
+    page.wait_for_selector("#computed td:text('purchases30d')", timeout=5000)  # defined by the demo
 
     page.wait_for_function("() => document.querySelector('#stats').textContent.includes('lake freshness')")
     assert "accepted" in page.inner_text("#stats")

@@ -106,7 +106,7 @@ def test_the_union_schema_of_each_class(system: System) -> None:
     profile = union("profile")
     assert profile["datasets"] == ["demo-profiles"] and profile["class"] == "profile"
     assert {f["path"] for f in profile["fields"]} == {"identityMap", "loyalty.tier"}
-    assert union("account")["datasets"] == ["crm-accounts"]
+    assert union("account")["datasets"] == ["crm-accounts", "demo-accounts"]  # every profile-enabled one
 
     assert system.http.get("/data/core/ups/config/unionSchema", params={"class": "profile"}).status_code == 401
     wrong = system.http.get("/data/core/ups/config/unionSchema", params={"class": "person"}, headers=system.auth)

@@ -129,6 +129,17 @@ def forget_person(txn: lmdb.Transaction, store: Store, owner: bytes) -> None:
         txn.delete(reverse, db=store.person_account)
 
 
+def keys_of(txn: lmdb.Transaction, store: Store, owners: list[bytes]) -> list[str]:
+    """The account keys that the profile with these owner identities belongs to."""
+    keys = set()
+    for owner in owners:
+        for reverse, _ in prefix_items(txn, store.person_account, owner):
+            raw = txn.get(reverse[ID_BYTES:].partition(b"\0")[2], db=store.account_meta)
+            if raw is not None:
+                keys.add(_decode_meta(raw).key)
+    return sorted(keys)
+
+
 def view(
     txn: lmdb.Transaction, store: Store, q: lookups.AccountLookup, policy: MergePolicy
 ) -> lookups.AccountView | lookups.NotFound:

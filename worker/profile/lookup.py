@@ -148,6 +148,7 @@ class Lookups:
             last_modified_ms=meta.last_modified_ms,
             merge_policy=policy.id,
             provenance={path: (chosen[path][1], chosen[path][2]) for path in leaves if path in chosen},
+            accounts=accounts.keys_of(txn, self.store, owners),
         )
 
     def _account(self, txn: lmdb.Transaction, q: lookups.AccountLookup) -> lookups.Answer:

@@ -92,6 +92,8 @@ def test_people_link_and_unlink_through_relations_and_person_records(world: Worl
                      {"person": {"name": {"firstName": "Bob"}}}]
     vias = {link.identity: link.via for p in view.people for link in p.links}
     assert vias == {ANN.key: "relation", BOB.key: "profile"}
+    ann = world.ask(lookups.ProfileLookup(org="O", sandbox="prod", identity=ANN))
+    assert isinstance(ann, lookups.ProfileView) and ann.accounts == [ACME]  # the profile names its account
 
     # Bob's CRM id joins his profile: still one person, found through either identity.
     world.send(BOB, BOB_CRM, ts=world.now_ms, event_type="login")
