@@ -9,7 +9,9 @@ small bomb cannot expand past it.
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
+import msgspec
 from starlette.requests import Request
 
 from inlet.outcomes import Reason, Rejected
@@ -35,6 +37,15 @@ async def read(request: Request, limit: int, reason: Reason = Reason.request_too
     if encoding not in ("gzip", "x-gzip"):
         raise Rejected(Reason.unsupported_media_type, f"content encoding {encoding!r} is not supported")
     return inflate(data, limit, reason)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """A small JSON body (an API's document) as plain values; the endpoint converts it after
+    editing it (PATCH, read-only fields), which is why this is not a Struct."""
+    try:
+        return msgspec.json.decode(await read(request, limit))
+    except msgspec.DecodeError as exc:
+        raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None
 
 
 def inflate(data: bytes, limit: int, reason: Reason) -> bytes:

@@ -9,8 +9,6 @@ few of their attributes (`personFields=a.b,c`; by default name and work and pers
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +21,7 @@ from gateway.endpoints.profile import (
     _int,
     _iso,
     _sandbox,
+    next_link,
 )
 from gateway.responses import json_response
 from inlet import lookups
@@ -78,11 +77,7 @@ async def account(request: Request, config: Config) -> Response:
         merge_policy=request.query_params.get("mergePolicyId") or None,
         fields=_list(request, "fields"), person_fields=_list(request, "personFields"), limit=limit, after=after))
     assert isinstance(answer, lookups.AccountView)
-    links: dict[str, Link] = {}
-    if answer.next:
-        params = dict(request.query_params)
-        params["start"] = answer.next
-        links["next"] = Link(f"{request.url.path}?{urlencode(params)}")
+    links = next_link(request, answer.next)
     body = {answer.account_id: Account(
         entityId=answer.account_id,
         accountKey=answer.account_key,

@@ -43,7 +43,7 @@ async def collection(request: Request) -> Response:
             docs = [await _answer(request, d) for d in await _all(request, sandbox)]
             return json_response({"_page": {"totalCount": len(docs), "pageSize": len(docs)},
                                   "computedAttributes": docs})
-        definition = _validate(request, await _decode(request))
+        definition = _validate(request, await body.read_json(request, MAX_BODY))
         if await _get(request, sandbox, definition.name) is not None:
             raise Rejected(Reason.invalid_parameter, f"computed attribute {definition.name!r} exists; use PATCH or PUT")
         definition.createEpoch = int(time.time())
@@ -66,7 +66,7 @@ async def item(request: Request) -> Response:
             await request.app.state.computed_attributes.delete(catalog.key(sandbox, name))
             await _forget_progress(request, sandbox, name)
             return Response(status_code=204)
-        raw = await _decode(request)
+        raw = await body.read_json(request, MAX_BODY)
         if request.method == "PATCH":
             raw = patched(msgspec.to_builtins(current), raw)
         definition = _validate(request, raw)
@@ -78,12 +78,6 @@ async def item(request: Request) -> Response:
     except Rejected as rejected:
         return problem(rejected)
 
-
-async def _decode(request: Request) -> Any:
-    try:
-        return msgspec.json.decode(await body.read(request, MAX_BODY))
-    except msgspec.DecodeError as exc:
-        raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None
 
 
 def _validate(request: Request, raw: Any) -> ca.Definition:

@@ -35,7 +35,7 @@ async def collection(request: Request) -> Response:
         if request.method == "GET":
             docs = await _all(request, _sandbox(request))
             return json_response({"_page": {"totalCount": len(docs), "pageSize": len(docs)}, "children": docs})
-        doc = _validate(request, await _decode_object(request))
+        doc = _validate(request, await body.read_json(request, MAX_BODY))
         doc.id = doc.id or str(uuid.uuid4())
         doc.sandbox = _sandbox(request)
         if await _get(request, doc.sandbox, doc.id) is not None:
@@ -60,24 +60,16 @@ async def item(request: Request) -> Response:
             await state.merge_policies.delete(mp.key(sandbox, policy_id))
             return Response(status_code=204)
         if request.method == "PUT":
-            doc = _validate(request, await _decode_object(request))
+            doc = _validate(request, await body.read_json(request, MAX_BODY))
         else:
-            patch = msgspec.json.decode(await body.read(request, MAX_BODY))
+            patch = await body.read_json(request, MAX_BODY)
             doc = _validate(request, patched(msgspec.to_builtins(current), patch))
         doc.id, doc.sandbox, doc.version = policy_id, sandbox, current.version + 1
         await _save(request, doc)
         return json_response(doc)
-    except msgspec.DecodeError as exc:
-        return problem(Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}"))
     except Rejected as rejected:
         return problem(rejected)
 
-
-async def _decode_object(request: Request) -> Any:
-    try:
-        return msgspec.json.decode(await body.read(request, MAX_BODY))
-    except msgspec.DecodeError as exc:
-        raise Rejected(Reason.malformed_json, f"body is not valid JSON: {exc}") from None
 
 
 def _validate(request: Request, raw: Any) -> mp.PolicyDocument:

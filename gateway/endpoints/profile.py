@@ -100,6 +100,15 @@ def _identity(request: Request, id_param: str, ns_param: str) -> tuple[Identity 
     return Identity(ns, normalise_value(ns, value)), None
 
 
+def next_link(request: Request, cursor: str | None) -> dict[str, Link]:
+    """`_links.next`: this request again, from the cursor on (none on the last page)."""
+    if cursor is None:
+        return {}
+    params = dict(request.query_params)
+    params["start"] = cursor
+    return {"next": Link(f"{request.url.path}?{urlencode(params)}")}
+
+
 async def _ask(request: Request, lookup: lookups.Lookup) -> lookups.Answer:
     state = request.app.state
     config: Config = state.config
@@ -176,11 +185,7 @@ async def events(request: Request, config: Config) -> Response:
         ),
     )
     assert isinstance(answer, lookups.EventsView)
-    links: dict[str, Link] = {}
-    if answer.next:
-        params = dict(request.query_params)
-        params["start"] = answer.next
-        links["next"] = Link(f"{request.url.path}?{urlencode(params)}")
+    links = next_link(request, answer.next)
     page = EventsPage(
         _page=Page(
             orderby=orderby,
