@@ -14,11 +14,11 @@ import time
 from typing import Any
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import auth, body
+from gateway import auth, body, sandbox_documents
 from gateway.patch import patched
 from gateway.responses import json_response, problem
 from inlet import computed_attributes as ca
@@ -102,21 +102,11 @@ def _validate(request: Request, raw: Any) -> ca.Definition:
 
 
 async def _get(request: Request, sandbox: str, name: str) -> ca.Definition | None:
-    try:
-        entry = await request.app.state.computed_attributes.get(catalog.key(sandbox, name))
-    except KeyNotFoundError:
-        return None
-    return ca.decode(entry.value) if entry.value else None
+    return await sandbox_documents.get(request.app.state.computed_attributes, sandbox, name, ca.decode)
 
 
 async def _all(request: Request, sandbox: str) -> list[ca.Definition]:
-    kv = request.app.state.computed_attributes
-    try:
-        keys = [k for k in await kv.keys() if k.rpartition(".")[0] == sandbox]
-    except NoKeysError:
-        return []
-    found = [await _get(request, sandbox, k.rpartition(".")[2]) for k in sorted(keys)]
-    return [d for d in found if d is not None]
+    return await sandbox_documents.in_sandbox(request.app.state.computed_attributes, sandbox, ca.decode)
 
 
 async def _save(request: Request, definition: ca.Definition) -> None:

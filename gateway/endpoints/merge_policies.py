@@ -11,11 +11,10 @@ import uuid
 from typing import Any
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NoKeysError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import auth, body
+from gateway import auth, body, sandbox_documents
 from gateway.patch import patched
 from gateway.responses import json_response, problem
 from inlet import merge_policies as mp
@@ -89,21 +88,11 @@ def _validate(request: Request, raw: Any) -> mp.PolicyDocument:
 
 
 async def _get(request: Request, sandbox: str, policy_id: str) -> mp.PolicyDocument | None:
-    try:
-        entry = await request.app.state.merge_policies.get(mp.key(sandbox, policy_id))
-    except KeyNotFoundError:
-        return None
-    return mp.decode(entry.value) if entry.value else None
+    return await sandbox_documents.get(request.app.state.merge_policies, sandbox, policy_id, mp.decode)
 
 
 async def _all(request: Request, sandbox: str) -> list[mp.PolicyDocument]:
-    kv = request.app.state.merge_policies
-    try:
-        keys = [k for k in await kv.keys() if k.startswith(sandbox + ".")]
-    except NoKeysError:
-        return []
-    docs = [await _get(request, sandbox, k.partition(".")[2]) for k in sorted(keys)]
-    return [d for d in docs if d is not None]
+    return await sandbox_documents.in_sandbox(request.app.state.merge_policies, sandbox, mp.decode)
 
 
 async def _save(request: Request, doc: mp.PolicyDocument) -> None:
