@@ -21,6 +21,7 @@ bench: setup
 	$(BIN)/python -m bench gateway $(BENCH_ARGS)
 	$(BIN)/python -m bench profile $(BENCH_ARGS)
 	$(BIN)/python -m bench lake $(BENCH_ARGS)
+	$(BIN)/python -m bench nginx $(BENCH_ARGS)
 
 setup: $(STAMP) tag
 
@@ -40,11 +41,11 @@ tag:
 		cd tag && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; } && npm run build --silent; \
 	fi
 	@# npm ci rejects this lockfile (npm 11 and alloy's optional rollup packages); install does not.
-	@cd tests/browser && { [ -d node_modules/@adobe/alloy ] || npm install --no-audit --no-fund --silent; }
+	@cd tests/browser && { [ -d node_modules/@adobe/alloy ] && [ -d node_modules/axe-core ] || npm install --no-audit --no-fund --silent; }
 
-# Regenerates docs/profile-page.png (the README's picture) from the profile-page browser test.
+# Regenerates the README's pictures of the workspace (docs/workspace-*.png) from its browser tests.
 screenshot: setup
-	INLET_SCREENSHOT=1 $(BIN)/python -m pytest tests/browser/test_profile_page.py -k live -q
+	INLET_SCREENSHOT=1 $(BIN)/python -m pytest tests/browser/test_profile_page.py tests/browser/test_workspace.py -q
 
 clean:
 	rm -rf $(VENV) tag/node_modules tag/dist var

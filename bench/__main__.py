@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -36,11 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--repeat", type=_positive(int, 20), default=3, help="runs per load; medians are reported (3)")
     g.add_argument("--workers", action="store_true", help="also run the profile and lake workers")
     g.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, store)")
+    g.add_argument("--gateways", type=int, default=0, metavar="N",
+                   help="also N gateway processes on one port (SO_REUSEPORT), as `inlet up` runs them; "
+                        "0: one per core (the default of `inlet up`); 1: none")
+    g.add_argument("--profile", action="store_true",
+                   help="py-spy the gateway and the baseline through each load of the first repeat; "
+                        "prints the top functions")
+    g.add_argument("--nats-sync", nargs="+", default=[], metavar="INTERVAL",
+                   help="also a gateway on a nats-server with this JetStream sync_interval (always, 1s, ...), "
+                        "in the same run; the first gateway keeps NATS's default (2m)")
     p = sub.add_parser("profile", help="profile worker throughput, freshness and lookup latency")
     p.add_argument("--events", type=int, default=50_000)
-    p.add_argument("--rate", type=int, default=500, help="offered events/s for the freshness run")
+    p.add_argument("--rate", type=int, default=1000, help="offered events/s for the freshness run (1000)")
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--repeat", type=int, default=3)
+    n = sub.add_parser("nginx", help="single-message ceiling: nginx (h2 → HTTP/1.1 keep-alive) vs Hypercorn's own h2")
+    n.add_argument("--seconds", type=_positive(float, 600), default=5)
+    n.add_argument("--repeat", type=_positive(int, 20), default=3)
     lake = sub.add_parser("lake", help="lake writer throughput and bytes per event")
     lake.add_argument("--events", type=int, default=50_000)
     lake.add_argument("--repeat", type=int, default=3)
@@ -51,8 +64,16 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"command: python -m bench {shlex.join(sys.argv[1:] if argv is None else argv)}", flush=True)
         outcome = gateway.run(args.seconds, args.concurrency, args.connections, args.batch, args.repeat,
-                              args.warmup, args.driver, args.workers, args.keep)
+                              args.warmup, args.driver, args.workers, args.keep, tuple(args.nats_sync),
+                              args.profile, args.gateways or len(os.sched_getaffinity(0)))
         print(gateway.report(outcome))
+    elif args.name == "nginx":
+        from bench import nginx
+
+        if not nginx.available():
+            print("bench nginx: needs nginx, h2load and openssl", file=sys.stderr)
+            return 2
+        print(nginx.report(nginx.run(args.seconds, args.repeat)))
     elif args.name == "lake":
         from bench import lake as lake_bench
 
@@ -60,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from bench import profile
 
-        print(profile.report(profile.run(args.events, args.rate, args.seconds, args.repeat)))
+        figures = profile.run(args.events, args.rate, args.seconds, args.repeat)
+        print(profile.report(figures))
+        if profile.failed(figures):
+            return 1
     return 0
 
 

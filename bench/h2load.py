@@ -31,23 +31,32 @@ def version() -> str:
     return out.strip().removeprefix("h2load ")
 
 
-def run(url: str, body: bytes, events_per_request: int, connections: int, streams: int, window: Window,
-        probes: dict[str, Probe]) -> tuple[int, dict[str, float]]:
+def run(url: str | list[str], body: bytes | None, events_per_request: int, connections: int, streams: int,
+        window: Window, probes: dict[str, Probe], headers: tuple[str, ...] = ("content-type: application/json",),
+        ) -> tuple[int, dict[str, float]]:
     """Drive the load for the window (h2load's own warm-up and duration); fill `window`.
+
+    `url`: one URL, or several on the same origin (h2load takes them in turn, `-i`); `body`:
+    POSTed with every request, or None for GETs.
 
     Returns (failed requests that left no log row, the probes' rates, with h2load's CPU as
     "client").
     """
     warmup = window.start - time.perf_counter()  # what is left of the warm-up
     with tempfile.TemporaryDirectory(prefix="inlet-h2load-") as tmp:
-        data, log = Path(tmp) / "body.json", Path(tmp) / "requests.tsv"
-        data.write_bytes(body)
-        proc = subprocess.Popen(
-            ["h2load", f"--duration={_ms(window.seconds)}", f"--warm-up-time={_ms(max(warmup, 0.1))}", "--threads=1",
-             f"--clients={connections}", f"--max-concurrent-streams={streams}", f"--data={data}",
-             "--header=content-type: application/json", f"--log-file={log}", url],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
+        data, log, uris = Path(tmp) / "body.json", Path(tmp) / "requests.tsv", Path(tmp) / "uris.txt"
+        argv = ["h2load", f"--duration={_ms(window.seconds)}", f"--warm-up-time={_ms(max(warmup, 0.1))}",
+                "--threads=1", f"--clients={connections}", f"--max-concurrent-streams={streams}",
+                *(f"--header={h}" for h in headers), f"--log-file={log}"]
+        if body is not None:
+            data.write_bytes(body)
+            argv.append(f"--data={data}")
+        if isinstance(url, str):
+            argv.append(url)
+        else:
+            uris.write_text("\n".join(url) + "\n")
+            argv.append(f"--input-file={uris}")
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         meter = Meter({"client": cpu(proc.pid), **probes}, window)
         try:
             out, _ = proc.communicate(timeout=window.seconds + warmup + 60)

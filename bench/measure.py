@@ -50,6 +50,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14 and 15)
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set so far (`VmHWM`), in MiB; NaN when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return math.nan
+
+
+def anon_rss_mb(pid: int) -> float:
+    """The process's resident anonymous memory now (`RssAnon`: heap, not mapped files such as
+    LMDB's store, whose resident pages are the page cache's), in MiB; NaN when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return math.nan
+
+
 Probe = Callable[[], float]  # a cumulative counter: CPU seconds of a process, a stream's last sequence
 
 

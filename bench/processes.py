@@ -66,12 +66,20 @@ def wait_drained(lag: Callable[[], int], timeout: float = 600) -> float:
     raise RuntimeError(f"the consumer did not drain within {timeout}s")
 
 
+def listeners(port: int) -> int:
+    """LISTEN sockets on 127.0.0.1:`port` (/proc/net/tcp): gateways sharing it by SO_REUSEPORT."""
+    local = f"0100007F:{port:04X}"
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
+
+
 class Stack:
     """nats-server + chosen inlet processes in a temporary directory, removed on exit."""
 
-    def __init__(self, extra_env: dict[str, str] | None = None, keep: bool = False) -> None:
+    def __init__(self, extra_env: dict[str, str] | None = None, keep: bool = False, sync_interval: str = "") -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="inlet-bench-"))
-        self.nats = NatsServer(self.tmp / "nats")
+        # sync_interval "": NATS's default (periodic fsync every 2 min); "always": every write.
+        self.nats = NatsServer(self.tmp / "nats", sync_interval=sync_interval)
         self.port = free_port()
         self.token = "bench-token-0123456789"
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -104,6 +112,20 @@ class Stack:
         if args[0] == "gateway":
             wait_http(f"http://127.0.0.1:{self.port}/readyz", proc)
         return proc
+
+    def start_gateways(self, count: int) -> list[subprocess.Popen[bytes]]:
+        """`count` gateways on the one port (SO_REUSEPORT), as `inlet up` starts them; returns
+        once all of them listen."""
+        self.env["INLET_HTTP_REUSE_PORT"] = "true"
+        procs = [self._spawn(f"gateway-{i + 1}", [sys.executable, "-m", "inlet", "gateway"]) for i in range(count)]
+        deadline = time.monotonic() + 60
+        while listeners(self.port) < count:
+            dead = [p for p in procs if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(f"{count} gateways did not all listen on {self.port} (exited: {dead})")
+            time.sleep(0.05)
+        wait_http(f"http://127.0.0.1:{self.port}/readyz")
+        return procs
 
     def start_baseline(self) -> int:
         """`bench.baseline` on a free port, with the gateway's environment; returns the port."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -220,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration; medians are reported (3)")
     parser.add_argument("--no-stream", action="store_true", help="skip the worker-process runs")
     args = parser.parse_args(argv)
-    print(f"machine: {platform.python_implementation()} {platform.python_version()}, {platform.machine()}, "
-          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}", flush=True)
+    from bench import machine
+
+    print(f"machine: {machine.describe()}", flush=True)
     now_ms = int(time.time() * 1000)
     encoded = events(args.events, now_ms)
     print(f"{len(encoded):,} events for {PEOPLE:,} people, {sum(map(len, encoded)) // len(encoded)} bytes each "

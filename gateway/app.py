@@ -20,7 +20,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Authorizer
+from gateway.body import BodyDeadline
 from gateway.endpoints import (
+    batches,
+    catalog,
     collection,
     computed_attributes,
     edge,
@@ -29,18 +32,24 @@ from gateway.endpoints import (
     merge_policies,
     metrics,
     profile,
+    schema_registry,
     ui,
     union_schema,
+    workspace,
 )
+from gateway import ingest_rates
 from gateway.enrich import ClientAddress
 from gateway.limits import RateLimiter
 from gateway.observe import Observe
 from gateway.publish import Publisher
 from gateway.responses import json_response
-from gateway.spool import Spool
-from inlet import bus, computed_catalog
+from gateway.spool import Spool, claim_directory
+from inlet import bus, computed_catalog, retention
+from inlet.catalog import live as catalog_live
 from inlet import merge_policies as mp
 from inlet.config import Config
+from inlet.schemas import failures as schema_failures
+from inlet.schemas import registry as schema_registry_store
 
 log = logging.getLogger("inlet.gateway")
 
@@ -56,24 +65,35 @@ def create_app(config: Config) -> Starlette:
         app.state.computed_attributes, app.state.backfill_progress = await computed_catalog.open_buckets(
             js, config.nats.replicas)
         await computed_catalog.seed(app.state.computed_attributes, config)
+        app.state.schemas = await schema_registry_store.open_bucket(js, config.nats.replicas)
+        await schema_registry_store.seed(app.state.schemas, config, schema_registry_store.registry_for(config))
+        schema_watch = await schema_registry_store.follow(app.state.schemas, schema_registry_store.registry_for(config))
+        await schema_failures.ensure_stream(js, config.nats.replicas)
+        app.state.catalog, app.state.catalog_live = await catalog_live.follow(js, config)
         app.state.nc = nc
         app.state.js = js
         spool = _spool(config)
         app.state.publisher = Publisher(nc, js, config, spool)
         replay = asyncio.create_task(app.state.publisher.replay_forever()) if spool else None
+        trim = asyncio.create_task(retention.trim_forever(js, config.nats.stream))
+        rates = asyncio.create_task(ingest_rates.push_forever(js))  # the workspace's ingestion chart
         log.info("Gateway connected to %s.", config.nats.url)
         try:
             yield
         finally:
             if replay is not None:
                 replay.cancel()
+            trim.cancel()
+            rates.cancel()
+            schema_watch.cancel()
+            await app.state.catalog_live.stop()
             await bus.close(nc)
 
     app = Starlette(
         routes=[
             Route("/collection/{connection_id}", collection.single, methods=["POST"]),
             Route("/collection/batch/{connection_id}", collection.batch, methods=["POST"]),
-            Route("/data/core/ups/access/entities", entities.entities, methods=["GET", "DELETE"]),
+            Route("/data/core/ups/access/entities", entities.entities, methods=["GET", "POST", "DELETE"]),
             Route("/data/core/ups/access/unlink", profile.unlink, methods=["POST"]),
             Route("/data/core/ups/access/graph", profile.graph, methods=["GET"]),
             *[
@@ -81,6 +101,7 @@ def create_app(config: Config) -> Starlette:
                 for prefix in ("/data/core/ups/config/mergePolicies", "/config/mergePolicies")
                 for route in (
                     Route(prefix, merge_policies.collection, methods=["GET", "POST"]),
+                    Route(prefix + "/bulk-get", merge_policies.bulk_get, methods=["POST"]),
                     Route(prefix + "/{policy_id}", merge_policies.item, methods=["GET", "PUT", "PATCH", "DELETE"]),
                 )
             ],
@@ -88,6 +109,9 @@ def create_app(config: Config) -> Starlette:
             Route("/data/core/ca/attributes", computed_attributes.collection, methods=["GET", "POST"]),
             Route("/data/core/ca/attributes/{name}", computed_attributes.item,
                   methods=["GET", "PUT", "PATCH", "DELETE"]),
+            *catalog.routes(),
+            *schema_registry.routes(),
+            *batches.routes(),
             Route("/ee/{path:path}", edge.edge, methods=["POST"]),
             Route("/ee/{path:path}", edge.preflight, methods=["OPTIONS"]),
             Route("/healthz", health.healthz, methods=["GET"]),
@@ -96,12 +120,18 @@ def create_app(config: Config) -> Starlette:
             Route("/ui/api/profile", ui.profile, methods=["GET"]),
             Route("/ui/api/live", ui.live, methods=["GET"]),
             Route("/ui/api/overview", ui.overview, methods=["GET"]),
+            Route("/ui/api/context", workspace.context, methods=["GET"]),
+            Route("/ui/api/profiles", workspace.profiles, methods=["GET"]),
+            Route("/ui/api/accounts", workspace.accounts, methods=["GET"]),
+            Route("/ui/api/computed-preview", workspace.preview, methods=["POST"]),
+            Route("/ui/api/upsert", workspace.upsert, methods=["POST"]),
+            Route("/ui/api/ingestion", workspace.ingestion, methods=["GET"]),
             Route("/ui/", ui.page, methods=["GET"]),
             Route("/ui/{name}", ui.page, methods=["GET"]),
         ],
         lifespan=lifespan,
         exception_handlers={Exception: _internal_error},
-        middleware=[Middleware(Observe)],
+        middleware=[Middleware(Observe), Middleware(BodyDeadline, timeout=config.http.body_read_timeout)],
     )
     app.state.config = config
     app.state.authorizer = Authorizer(config)
@@ -117,6 +147,8 @@ def _spool(config: Config) -> Spool | None:
     directory = Path(config.spool.directory) if config.spool.directory else (
         config.data_path / "spool" / f"gateway-{config.http.port}"
     )
+    if config.http.reuse_port:  # several processes on this port: one spool slot each
+        directory = claim_directory(directory)
     return Spool(directory, config.spool.max_bytes, config.spool.max_age)
 
 

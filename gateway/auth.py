@@ -11,6 +11,7 @@ import hmac
 
 from starlette.requests import Request
 
+from inlet.catalog.store import token_matches
 from inlet.config import ApiToken, Config, Scope, api_token
 from inlet.outcomes import Reason, Rejected
 
@@ -34,9 +35,11 @@ def _match(presented: bytes, candidates: list[str]) -> int:
     return found
 
 
-def require_token(request: Request, valid: list[str]) -> None:
-    """For streaming connections: any of the connection's tokens (two during a rotation)."""
-    if _match(bearer(request).encode(), valid) < 0:
+def require_token(request: Request, valid: list[str], hashed: list[str] | None = None) -> None:
+    """For streaming connections: any of the connection's tokens (two during a rotation), or
+    a token whose SHA-256 is one of `hashed` (connections made through the Catalog API)."""
+    presented = bearer(request)
+    if _match(presented.encode(), valid) < 0 and not token_matches(presented, hashed or []):
         raise Rejected(Reason.unauthorized, "the bearer token is not valid")
 
 

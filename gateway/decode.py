@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import uuid
 from datetime import datetime
 from typing import Annotated
 
 import msgspec
 
 from gateway.limits import Shape
+from gateway.schema_check import check_schema, descriptor_identities
 from inlet.config import Config, Connection, Dataset, Limits
 from inlet.messages import Event, Operation, Record
 from inlet.outcomes import Reason, Rejected
+from inlet.schemas.failures import SchemaFailure
 from inlet.xdm import XdmHead, decode_head, identities, namespaces
 
 
@@ -39,7 +42,8 @@ class Operations(msgspec.Struct, kw_only=True):
 
 class Header(msgspec.Struct, kw_only=True):
     schemaRef: SchemaRef
-    imsOrgId: str
+    # Optional, as in Adobe's current examples: the connection's org fills it in.
+    imsOrgId: str = ""
     datasetId: str
     source: Source | None = None
     operations: Operations | None = None
@@ -97,9 +101,10 @@ def decode_batch(data: bytes) -> list[msgspec.Raw]:
 
 
 def decode_message(
-    data: bytes, config: Config, connection: Connection, received_ms: int
-) -> Event | Record:
-    """One streaming message → the bus message to publish (or `Rejected`)."""
+    data: bytes, config: Config, connection: Connection, received_ms: int, retry_key: str = ""
+) -> Event | Record | SchemaFailure:
+    """One streaming message → the bus message to publish (or `Rejected`). `retry_key`: see
+    `record_id`."""
     if len(data) > config.http.max_message_bytes:
         raise Rejected(
             Reason.message_too_large,
@@ -108,11 +113,12 @@ def decode_message(
     shape(config).check(data)
     message = decode_json(_decode_message, data)
     header = message.header
-    if header.imsOrgId != config.org:
+    if header.imsOrgId and header.imsOrgId != config.org:
         raise Rejected(Reason.org_mismatch, f"imsOrgId {header.imsOrgId!r} is not this org")
     dataset = _dataset(config, connection, header.datasetId)
     head = decode_json(decode_head, message.body.xdmEntity, prefix="$.body.xdmEntity")
-    ids = identities(head, namespaces(tuple(config.identity.namespaces)))
+    ids = descriptor_identities(config, dataset, message.body.xdmEntity,
+                                identities(head, namespaces(tuple(config.identity.namespaces))))
     # An account is identified by its account key, not by a person identity.
     if dataset.profile and not ids and dataset.xdm_class != "account":
         raise Rejected(
@@ -122,22 +128,24 @@ def decode_message(
     source = connection.id
     xdm = message.body.xdmEntity
     if dataset.xdm_class == "experienceevent":
-        return _event(dataset, head, ids, xdm, source, config.org, received_ms)
+        return check_schema(config, dataset, header.schemaRef.id,
+                            _event(dataset, head, ids, xdm, source, config.org, received_ms))
     account_key = _account_key(dataset, xdm)
     operation: Operation = header.operations.data if header.operations else "create"
-    return Record(
+    return check_schema(config, dataset, header.schemaRef.id, Record(
         org=config.org,
         sandbox=dataset.sandbox,
         dataset=dataset.id,
         source=source,
-        message_id=record_id(dataset.id, operation, bytes(xdm)),
+        message_id=record_id(config.org, dataset.sandbox, dataset.id, operation, bytes(xdm), retry_key),
         received_ms=received_ms,
         operation=operation,
         identities=ids,
         xdm=xdm,
         record_class=dataset.xdm_class,
         account_key=account_key,
-    )
+        profile=dataset.profile,
+    ))
 
 
 def _account_key(dataset: Dataset, xdm: msgspec.Raw) -> str:
@@ -172,12 +180,13 @@ def _event(
         sandbox=dataset.sandbox,
         dataset=dataset.id,
         source=source,
-        message_id=event_id(dataset.sandbox, dataset.id, head.id),
+        message_id=event_id(org, dataset.sandbox, dataset.id, head.id),
         received_ms=received_ms,
         timestamp_ms=parse_timestamp_ms(head.timestamp),
         event_type=head.eventType or "",
         identities=ids,
         xdm=xdm,
+        profile=dataset.profile,
     )
 
 
@@ -206,16 +215,59 @@ def shape(config: Config) -> Shape:
     return _shape((config.limits.max_depth, config.limits.max_string_bytes))
 
 
-def event_id(sandbox: str, dataset: str, xdm_id: str) -> str:
-    """The `Nats-Msg-Id` of an event: its XDM `_id`, scoped so tenants never collide."""
-    return f"{sandbox}/{dataset}/{xdm_id}"
+# An event's `_id` is its message id (`Nats-Msg-Id`, and a key in the profile store), so it is
+# bounded like an identity value (Identity Service refuses identity values over 1,024
+# characters); longer ids are refused with a 400 rather than accepted and never stored.
+MAX_EVENT_ID_CHARS = 1024
 
 
-def record_id(dataset: str, operation: str, xdm: bytes) -> str:
-    """Records have no required id: the same bytes sent twice are the same write."""
-    digest = hashlib.blake2b(xdm, digest_size=16, person=b"inlet-record")
-    digest.update(dataset.encode() + b"\0" + operation.encode())
-    return f"r/{digest.hexdigest()}"
+def event_id(org: str, sandbox: str, dataset: str, xdm_id: str) -> str:
+    """The `Nats-Msg-Id` of an event: its XDM `_id`, which XDM defines as unique per event,
+    scoped by org, sandbox and dataset so tenants never collide. A client retry sends the same
+    `_id`, so it is stored and applied once; a new event has a new `_id`."""
+    if len(xdm_id) > MAX_EVENT_ID_CHARS:
+        raise Rejected(
+            Reason.invalid_message,
+            f"xdmEntity._id is {len(xdm_id)} characters; the limit is {MAX_EVENT_ID_CHARS}",
+        )
+    return f"{org}/{sandbox}/{dataset}/{xdm_id}"
+
+
+def record_id(org: str, sandbox: str, dataset: str, operation: str, xdm: bytes, retry_key: str = "") -> str:
+    """The `Nats-Msg-Id` of a record: what tells a client's retry from a new write.
+
+    A retry of a request carries the same bytes, and so may a later, legitimate write (A, then
+    B, then A again must end as A), so content cannot tell them apart. Nor can a record's
+    `_id`: it is optional, and a stable `_id` per person (a CRM key) is common, under which
+    A, B, A would drop the last A. So a record is deduplicated only when the client says which
+    request it retries, with an `Idempotency-Key` header (`retry_key`: the header and the
+    message's index in the request): the same key, index, operation and bytes are one write.
+    Otherwise every accepted record gets a fresh id, and a retry is applied again, which leaves
+    the same attributes (it says the same thing) and a second row in the lake. The id
+    is scoped by org, sandbox and dataset, so tenants never collide."""
+    if retry_key:
+        digest = hashlib.blake2b(xdm, digest_size=16, person=b"inlet-record")
+        digest.update(b"\0" + operation.encode() + b"\0" + retry_key.encode())
+        unique = "k" + digest.hexdigest()
+    else:
+        unique = "u" + uuid.uuid4().hex
+    return f"{org}/{sandbox}/{dataset}/r/{unique}"
+
+
+def command_id(org: str, sandbox: str, kind: str, identity_key: str, idempotency_key: str | None) -> str:
+    """The `Nats-Msg-Id` of a delete (`d`) or unlink (`u`): unique per accepted request, so two
+    deletes of one profile (with events between them) are never taken for one; a request that
+    carries `Idempotency-Key` keeps its id when retried. Scoped by org and sandbox."""
+    if idempotency_key:
+        digest = hashlib.blake2b(f"{identity_key}\0{idempotency_key}".encode(), digest_size=16,
+                                 person=b"inlet-command")
+        return f"{org}/{sandbox}/{kind}/k{digest.hexdigest()}"
+    return f"{org}/{sandbox}/{kind}/u{uuid.uuid4().hex}"
+
+
+def retry_key_of(idempotency_key: str | None, index: int) -> str:
+    """The retry key of the `index`-th message of a request that carried `Idempotency-Key`."""
+    return f"{index}/{idempotency_key}" if idempotency_key else ""
 
 
 def parse_timestamp_ms(value: str) -> int:

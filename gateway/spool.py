@@ -18,6 +18,7 @@ msgpack `SpooledMessage`.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import struct
@@ -47,6 +48,50 @@ _decode = msgspec.msgpack.Decoder(SpooledMessage).decode
 
 # Publishes a run of messages in order; returns how many of them JetStream acknowledged.
 PublishRun = Callable[[list[SpooledMessage]], Awaitable[int]]
+
+
+_claimed: list[int] = []  # lock file descriptors, held for the life of the process
+
+
+def claim_directory(first: Path, most: int = 256) -> Path:
+    """The spool directory of one of several gateway processes sharing a port (`[http]
+    reuse_port`): slots `first`, `first-2`, `first-3`, ..., each owned through an exclusive
+    `flock` on its `.lock` for the life of the process. A crashed process's lock goes with it,
+    so its restart (or any gateway that starts next) takes the slot and replays what it holds;
+    slots holding spooled messages are taken first. Unowned slots that still hold messages are
+    a WARNING: they wait for a gateway to take them (more processes, or a restart)."""
+    slots = [first] + [first.with_name(f"{first.name}-{n}") for n in range(2, most + 1)]
+    existing = [s for s in slots if s.is_dir()]
+    ordered = sorted(existing, key=lambda s: not any(s.glob("*.spool"))) + [s for s in slots if not s.is_dir()]
+    for slot in ordered:
+        slot.mkdir(parents=True, exist_ok=True)
+        fd = os.open(slot / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _claimed.append(fd)
+        waiting = [s.name for s in existing if s != slot and any(s.glob("*.spool")) and not _locked(s)]
+        if waiting:
+            log.warning("Spool directories %s hold messages no gateway owns; a gateway that starts takes "
+                        "them over and replays them.", waiting)
+        return slot
+    raise RuntimeError(f"all {most} spool slots under {first.parent} are taken")
+
+
+def _locked(slot: Path) -> bool:
+    try:
+        fd = os.open(slot / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we may just have taken
+    return False
 
 
 class Spool:

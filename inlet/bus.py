@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import APIError, BadRequestError
 
 from inlet import subjects
 from inlet.config import Config
@@ -37,10 +38,15 @@ async def connect(config: Config, name: str) -> Client:
         log.warning("NATS connection error: %s", exc)
 
     await nc.connect(
-        config.nats.url,
+        # A cluster is a comma-separated list (any node will do; the others are learnt from it).
+        [url.strip() for url in config.nats.url.split(",") if url.strip()],
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
+        # A server that vanished without closing the socket (power loss, partition) is noticed
+        # after about 3 pings instead of nats-py's default 2 x 120 s; a killed one at once.
+        ping_interval=10,
+        max_outstanding_pings=3,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,
@@ -58,8 +64,31 @@ async def close(nc: Client) -> None:
         await nc.close()
 
 
+class _JetStream(JetStreamContext):
+    """JetStream with publish_async errors delivered to the caller's future.
+
+    nats-py 2.16 builds the error of a negative PubAck with `APIError.from_error`, which raises
+    instead of returning, so the error escapes into the subscription task and the future stays
+    pending until the caller's timeout (nats-io/nats.py#985, fix pending in #994). A full
+    stream (discard=new: "maximum bytes exceeded") would then cost every publish the whole
+    publish timeout instead of an immediate refusal the gateway can spool or answer 503 to.
+    """
+
+    async def _handle_async_reply(self, msg: Msg) -> None:
+        try:
+            await super()._handle_async_reply(msg)
+        except APIError as exc:
+            # The token is what follows "<inbox prefix>.<22-char nuid>." in the reply subject,
+            # as in the library's own handler.
+            token = msg.subject[len(self._nc._inbox_prefix) + 22 + 2:]
+            future = self._publish_async_futures.get(token)
+            if future is not None and not future.done():
+                future.set_exception(exc)
+
+
 def jetstream(nc: Client, config: Config) -> JetStreamContext:
-    return nc.jetstream(
+    return _JetStream(
+        nc,
         timeout=config.nats.publish_timeout,
         publish_async_max_pending=config.nats.max_pending_publishes,
     )
@@ -74,7 +103,12 @@ async def ensure_streams(js: JetStreamContext, config: Config) -> None:
             subjects=subjects.INGEST_SUBJECTS,
             storage=StorageType.FILE,
             retention=RetentionPolicy.LIMITS,
-            discard=DiscardPolicy.OLD,
+            # Bounded, and full means "refuse new" (the gateway spools, then answers 503),
+            # never "delete the oldest", which JetStream would do whether or not a consumer
+            # had acknowledged it. docs/operations.md: retention.
+            discard=DiscardPolicy.NEW,
+            max_bytes=config.nats.max_bytes or -1,
+            max_age=config.nats.max_age or None,
             duplicate_window=config.nats.duplicate_window,
             num_replicas=config.nats.replicas,
         ),

@@ -57,6 +57,23 @@ class Filter(msgspec.Struct, forbid_unknown_fields=True):
     eventType: list[EventType] = []
     # All must hold.
     conditions: list[Condition] = []
+    # Each list is a choice: at least one of its conditions must hold (how a PQL `or` across
+    # fields compiles; see `inlet.pql`).
+    anyOf: list[list[Condition]] = []
+
+
+class Expression(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """AEP's `expression`: PQL text (`inlet.pql` compiles it to the fields above)."""
+
+    type: str = "PQL"
+    format: str = "pql/text"
+    value: str
+    meta: str | None = None
+
+
+# AEP's lifecycle: DRAFT and DISABLED are not counted; NEW is shown as NEW, PROCESSING or
+# PROCESSED by the backfill's progress.
+Status = Literal["DRAFT", "NEW", "DISABLED"]
 
 
 class Duration(msgspec.Struct, forbid_unknown_fields=True):
@@ -76,6 +93,9 @@ class Definition(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sandbox: str = "prod"
     displayName: str = ""
     description: str = ""
+    expression: Expression | None = None
+    status: Status = "NEW"
+    keepCurrent: bool = False  # AEP's fast refresh; inlet's values are always current
     imsOrgId: str = ""
     version: int = 1
     createEpoch: int = 0
@@ -93,13 +113,26 @@ def problem(definition: Definition) -> str | None:
     limit = MAX_COUNT[definition.duration.unit]
     if definition.duration.count > limit:
         return f"duration may be at most 6 months: {limit} {definition.duration.unit}"
-    if len(definition.filter.eventType) > 100 or len(definition.filter.conditions) > 20:
-        return "filter takes at most 100 event types and 20 conditions"
+    choices = definition.filter.anyOf
+    if len(definition.filter.eventType) > 100 or len(definition.filter.conditions) + sum(map(len, choices)) > 40:
+        return "filter takes at most 100 event types and 40 conditions"
     for index, condition in enumerate(definition.filter.conditions):
         wrong = _condition_problem(condition)
         if wrong:
             return f"filter.conditions[{index}]: {wrong}"
+    for index, choice in enumerate(choices):
+        if not choice:
+            return f"filter.anyOf[{index}] is empty"
+        for inner, condition in enumerate(choice):
+            wrong = _condition_problem(condition)
+            if wrong:
+                return f"filter.anyOf[{index}][{inner}]: {wrong}"
     return None
+
+
+def counted(definition: Definition) -> bool:
+    """Whether workers count it: drafts and disabled definitions are kept but not counted."""
+    return definition.status == "NEW"
 
 
 def _condition_problem(condition: Condition) -> str | None:
@@ -120,8 +153,13 @@ def _condition_problem(condition: Condition) -> str | None:
 def fingerprint(definition: Definition) -> bytes:
     """8 bytes naming what a definition counts: changes to any of these need new state.
     (Display fields and metadata do not change it.)"""
+    what = definition.filter
+    # The filter as it was encoded before `anyOf` existed, so existing state keeps its name.
+    filter_meaning: dict[str, object] = {"eventType": what.eventType, "conditions": what.conditions}
+    if what.anyOf:
+        filter_meaning["anyOf"] = what.anyOf
     meaning = encode([definition.sandbox, definition.name, definition.function, definition.field,
-                      definition.filter, definition.duration])
+                      filter_meaning, definition.duration])
     return hashlib.blake2b(meaning, digest_size=8, person=b"inlet-ca").digest()
 
 

@@ -20,11 +20,11 @@ from typing import Literal
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from inlet import watch
-from inlet.computed_attributes import Definition, decode, encode, problem
+from inlet import buckets, watch
+from inlet.computed_attributes import Definition, counted, decode, encode, problem
 from inlet.config import Config
 
 log = logging.getLogger("inlet.computed")
@@ -55,10 +55,7 @@ def progress_key(sandbox: str, name: str, shard: int) -> str:
 
 
 async def _bucket(js: JetStreamContext, name: str, replicas: int) -> KeyValue:
-    try:
-        return await js.key_value(name)
-    except BucketNotFoundError:
-        return await js.create_key_value(bucket=name, history=5, replicas=replicas)
+    return await buckets.open_bucket(js, name, replicas=replicas)
 
 
 async def open_buckets(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue, KeyValue]:
@@ -109,7 +106,10 @@ class Catalog:
             if wrong:
                 log.warning("Ignoring computed attribute %s: %s", entry_key, wrong)
                 return
-            self.definitions[(sandbox, name)] = definition
+            if counted(definition):
+                self.definitions[(sandbox, name)] = definition
+            else:  # a draft, or disabled: kept in the bucket, not counted
+                self.definitions.pop((sandbox, name), None)
         if self._task is not None:  # after the initial values: tell listeners of each change
             self._changed()
 

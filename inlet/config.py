@@ -21,6 +21,7 @@ import msgspec
 
 from inlet.computed_attributes import Definition as ComputedAttribute
 from inlet.computed_attributes import problem as computed_attribute_problem
+from inlet.dataprep.mapping import MappingSet
 
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
@@ -52,9 +53,20 @@ class Http(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Hypercorn closes a connection after this many requests; its default (1,000) makes
     # every busy HTTP/2 client reconnect constantly.
     keep_alive_max_requests: Positive = 1_000_000
+    # Seconds a client has to send a request's whole body, from its headers on; past it the
+    # request is answered 408 and the connection closed (slow-loris bodies). Slow headers and
+    # idle connections are Hypercorn's keep-alive timeout (5 s).
+    body_read_timeout: PositiveSeconds = 30 * SECONDS
     # TLS straight from the gateway (HTTP/2 by ALPN). Usually nginx terminates TLS instead.
     certfile: str = ""
     keyfile: str = ""
+    # Gateway processes `inlet up` starts, all on `port` (SO_REUSEPORT: the kernel spreads
+    # connections over them); 0 = one per core. BENCHMARKS.md: every core.
+    processes: Annotated[int, msgspec.Meta(ge=0, le=256)] = 0
+    # Bind with SO_REUSEPORT, so several gateways share the port; `inlet up` sets it
+    # (INLET_HTTP_REUSE_PORT) when it runs more than one. Off otherwise: a second server on a
+    # taken port should fail, not quietly share it.
+    reuse_port: bool = False
 
 
 class Nats(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -69,6 +81,16 @@ class Nats(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     publish_timeout: PositiveSeconds = 5 * SECONDS
     # Unacknowledged publishes allowed in flight; past it the gateway answers 503.
     max_pending_publishes: Positive = 20_000
+    # Retention of stream INGEST (0: no limit). Past max_bytes JetStream refuses new messages
+    # (discard=new: the gateway spools, then answers 503), so nothing a consumer still needs
+    # is deleted to make room; max_age deletes by age whatever the consumers, so keep it well
+    # above the longest worker outage you plan for. `inlet status` and /metrics warn first.
+    max_age: Annotated[float, msgspec.Meta(ge=0)] = 7 * 24 * 60 * MINUTES
+    max_bytes: Annotated[int, msgspec.Meta(ge=0)] = 10 * 1024 * MIB
+    # The embedded nats-server's fsync policy (`inlet up` only; a cluster sets its own):
+    # "always" fsyncs every message before JetStream acknowledges it, so a 2xx survives power
+    # loss; a duration ("2m", NATS's default) syncs periodically. docs/operations.md.
+    sync_interval: Annotated[str, msgspec.Meta(pattern=r"^(always|[0-9]+(ms|s|m|h))$")] = "always"
 
 
 class Limits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -99,6 +121,10 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     applied_ttl: PositiveSeconds = 7 * 24 * 60 * MINUTES
     map_size_bytes: Positive = 8 * 1024 * MIB
     query_timeout: PositiveSeconds = 5 * SECONDS
+    # One writer per shard: a shard's lease in KV bucket `profile_shards` expires this long
+    # after its holder stopped renewing it; a second process for a held shard waits that long,
+    # then refuses (docs/scaling.md).
+    shard_lease: PositiveSeconds = 15 * SECONDS
 
 
 class Lake(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -107,6 +133,22 @@ class Lake(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Buffered XDM bytes that trigger a write, whichever limit comes first.
     max_bytes: Positive = 64 * MIB
     batch: Positive = 1_000
+
+
+class Batches(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Batch ingestion (docs/batches.md): the loader that lake workers run."""
+
+    # A loader that stops answering (killed mid-batch) gives its batch up after this long;
+    # another lake worker (or the same one, restarted) then loads it again from the start.
+    job_ack_wait: PositiveSeconds = 60 * SECONDS
+    # Rows per staged Parquet file while a batch is written (the loader's memory bound).
+    chunk_rows: Positive = 50_000
+    # Backpressure: the loader publishes a batch's rows to the profile only while the profile
+    # consumers have fewer than this many messages pending, so streaming traffic queues
+    # behind at most this many batch rows.
+    profile_backlog: Positive = 2_000
+    # Rows published to the profile before their acks are awaited.
+    publish_window: Positive = 500
 
 
 class Edge(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -120,7 +162,8 @@ class Edge(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_address_header: str = "x-forwarded-for"
     max_request_bytes: Positive = 256 * KIB
     max_events: Positive = 100
-    # Returned as a `locationHint:result`; the Web SDK then adds it as a path segment.
+    # Returned as a `locationHint:result` (empty: the gateway answers "inlet"); the SDKs then
+    # add it as a path segment.
     location_hint: str = ""
 
 
@@ -158,6 +201,9 @@ class Connection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sandbox: Name = "prod"
     authenticated: bool = False
     tokens: list[str] = []
+    # SHA-256 (hex) of further valid tokens, for tokens not kept in plain text: connections
+    # made through the API keep only these (docs/catalog.md).
+    token_hashes: list[str] = []
     # Empty: any dataset of the sandbox.
     datasets: list[Name] = []
     # Requests per second through this connection, per gateway (0: unlimited).
@@ -173,6 +219,9 @@ class Datastream(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     origins: list[str] = []
     # Requests per second from browsers and apps on this datastream, per gateway (0: unlimited).
     rate_limit: Annotated[float, msgspec.Meta(ge=0)] = 0
+    # A Data Prep mapping set (docs/batches.md) from each event's free-form `data` into XDM,
+    # applied before identities are read and the schema is checked. None: `data` is kept as is.
+    mapping: MappingSet | None = None
 
 
 class Dataset(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -184,6 +233,9 @@ class Dataset(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # ExperienceEvents older than this (by their timestamp) leave the profile timeline.
     # 0 keeps them forever. The lake keeps everything.
     event_ttl_days: Annotated[float, msgspec.Meta(ge=0)] = 0
+    # The XDM schema (`$id` or `meta:altId` in the Schema Registry) every message must name in
+    # `header.schemaRef.id` and conform to (docs/schemas.md). Empty: no schema, no validation.
+    schema: str = ""
 
 
 class MergePolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -203,7 +255,8 @@ class ApiToken(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A bearer token for the profile and admin APIs, limited by scope and sandbox.
 
     `profile:read`: read profiles, events, graphs and configuration; `profile:write`: delete
-    profiles and unlink identities; `admin`: change merge policies and computed attributes.
+    profiles and unlink identities; `admin`: change merge policies, computed attributes and
+    the Catalog (datasets, connections, datastreams, sandboxes; docs/catalog.md).
     """
 
     name: Name
@@ -223,9 +276,9 @@ def _default_datastreams() -> list[Datastream]:
 
 def _default_datasets() -> list[Dataset]:
     return [
-        Dataset(id="demo-profiles", xdm_class="profile"),
-        Dataset(id="demo-events", xdm_class="experienceevent"),
-        Dataset(id="demo-accounts", xdm_class="account"),
+        Dataset(id="demo-profiles", xdm_class="profile", schema="https://ns.adobe.com/demo/schemas/profile"),
+        Dataset(id="demo-events", xdm_class="experienceevent", schema="https://ns.adobe.com/demo/schemas/event"),
+        Dataset(id="demo-accounts", xdm_class="account", schema="https://ns.adobe.com/demo/schemas/account"),
     ]
 
 
@@ -246,6 +299,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     limits: Limits = msgspec.field(default_factory=Limits)
     profile: Profile = msgspec.field(default_factory=Profile)
     lake: Lake = msgspec.field(default_factory=Lake)
+    batches: Batches = msgspec.field(default_factory=Batches)
     edge: Edge = msgspec.field(default_factory=Edge)
     identity: Identity = msgspec.field(default_factory=Identity)
     connections: list[Connection] = msgspec.field(default_factory=_default_connections)
@@ -274,6 +328,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "INLET_HTTP_HOST": ("http", "host"),
     "INLET_HTTP_PORT": ("http", "port"),
+    "INLET_HTTP_REUSE_PORT": ("http", "reuse_port"),
     "INLET_DATA_DIR": (None, "data_dir"),
     "INLET_NATS_URL": ("nats", "url"),
     "INLET_API_TOKEN": (None, "api_token"),
@@ -281,6 +336,8 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "INLET_LOG_LEVEL": (None, "log_level"),
     "INLET_LOG_FORMAT": (None, "log_format"),
     "INLET_PARTITIONS": ("nats", "partitions"),
+    "INLET_REPLICAS": ("nats", "replicas"),
+    "INLET_PROFILE_SHARDS": ("profile", "shards"),
     "INLET_LAKE_ROLL_INTERVAL": ("lake", "roll_interval"),
     "INLET_IDENTITY_SECRET": ("edge", "identity_secret"),
     "INLET_TLS_CERTFILE": ("http", "certfile"),
@@ -326,7 +383,7 @@ def _check(config: Config) -> None:
     if len(keys) != len(set(keys)):
         raise ConfigError("duplicate dataset id within a sandbox")
     for c in config.connections:
-        if c.authenticated and not c.tokens:
+        if c.authenticated and not (c.tokens or c.token_hashes):
             raise ConfigError(f"connections.{c.id}: authenticated connection needs tokens")
         for d in c.datasets:
             if config.dataset(c.sandbox, d) is None:
@@ -361,6 +418,8 @@ def _check(config: Config) -> None:
         raise ConfigError("http.certfile and http.keyfile go together")
     if config.profile.shards > config.nats.partitions:
         raise ConfigError("profile.shards cannot exceed nats.partitions")
+    if config.nats.max_age and config.nats.duplicate_window > config.nats.max_age:
+        raise ConfigError("nats.duplicate_window cannot exceed nats.max_age (JetStream refuses the stream)")
 
 
 def api_token(config: Config) -> str:

@@ -100,7 +100,10 @@ class Demo:
         self._count(kind)
 
     def stream(self, dataset: str, xdm: dict[str, Any], kind: str, operation: str | None = None) -> None:
-        header: dict[str, Any] = {"schemaRef": {"id": "https://ns.adobe.com/demo/schemas/1"}, "imsOrgId": self.org,
+        # The default datasets' schemas (docs/schemas.md): a message names its dataset's schema.
+        schema = "https://ns.adobe.com/demo/schemas/" + {"demo-profiles": "profile", "demo-accounts": "account"}.get(
+            dataset, "event")
+        header: dict[str, Any] = {"schemaRef": {"id": schema}, "imsOrgId": self.org,
                                   "datasetId": dataset, "source": {"name": "demo"}}
         if operation:
             header["operations"] = {"data": operation}

@@ -18,6 +18,8 @@ class ProfileLookup(msgspec.Struct, kw_only=True, tag="profile", tag_field="kind
     sandbox: str
     identity: Identity | None = None
     profile_id: str | None = None
+    # Dotted attribute paths (AEP's `fields=`); the pseudo-field `identities` adds AEP's list
+    # of the profile's identities (`[{"id", "namespace": {"code"}}]`) to the entity.
     fields: list[str] = []
     merge_policy: str | None = None
 
@@ -30,9 +32,11 @@ class EventsLookup(msgspec.Struct, kw_only=True, tag="events", tag_field="kind")
     start_ms: int | None = None
     end_ms: int | None = None
     limit: int = 100
-    newest_first: bool = True
+    newest_first: bool = True  # the gateway always says (AEP's default is `+timestamp`)
     # Opaque position after which the next page starts (from a previous answer's `next`).
     after: str | None = None
+    # Dotted paths kept in each event (AEP's `fields=`); empty: the whole event.
+    fields: list[str] = []
 
 
 class GraphLookup(msgspec.Struct, kw_only=True, tag="graph", tag_field="kind"):
@@ -81,6 +85,9 @@ class EventView(msgspec.Struct, kw_only=True):
     event_id: str
     timestamp_ms: int
     entity: msgspec.Raw
+    received_ms: int = 0  # when inlet received it: AEP's `lastModifiedAt` of the event
+    # The Edge event's free-form `data` (JSON `null` when none; msgspec cannot decode `Raw | None`).
+    data: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class EventsView(msgspec.Struct, kw_only=True, tag="events", tag_field="kind"):

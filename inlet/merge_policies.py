@@ -14,10 +14,10 @@ from typing import Literal
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from inlet import watch
+from inlet import buckets, watch
 from inlet.config import Config, MergePolicy
 
 log = logging.getLogger("inlet.merge_policies")
@@ -25,21 +25,23 @@ log = logging.getLogger("inlet.merge_policies")
 BUCKET = "inlet_merge_policies"
 
 
-class SchemaRef(msgspec.Struct, kw_only=True):
+class SchemaRef(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Literal["_xdm.context.profile"] = "_xdm.context.profile"
 
 
-class IdentityGraph(msgspec.Struct, kw_only=True):
+class IdentityGraph(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     type: Literal["pdg", "none"] = "pdg"
 
 
-class AttributeMerge(msgspec.Struct, kw_only=True):
+class AttributeMerge(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     type: Literal["timestampOrdered", "dataSetPrecedence"] = "timestampOrdered"
     order: list[str] = []
 
 
-class PolicyDocument(msgspec.Struct, kw_only=True):
-    """AEP's merge policy fields (`/data/core/ups/config/mergePolicies`)."""
+class PolicyDocument(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """AEP's merge policy fields (`/data/core/ups/config/mergePolicies`). Unknown fields are
+    refused: a misspelt field accepted and ignored would be a write that changes nothing.
+    `sandbox` is stored as the sandbox's name; the API shows AEP's sandbox object."""
 
     id: str = ""
     name: str = ""
@@ -48,6 +50,8 @@ class PolicyDocument(msgspec.Struct, kw_only=True):
     schema: SchemaRef = msgspec.field(default_factory=SchemaRef)
     identityGraph: IdentityGraph = msgspec.field(default_factory=IdentityGraph)
     attributeMerge: AttributeMerge = msgspec.field(default_factory=AttributeMerge)
+    # Stored and shown as AEP does; inlet has no edge, so it changes nothing else.
+    isActiveOnEdge: bool = False
     default: bool = False
     version: int = 1
     updateEpoch: int = 0
@@ -87,10 +91,7 @@ def key(sandbox: str, policy_id: str) -> str:
 
 
 async def open_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
-    try:
-        return await js.key_value(BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(bucket=BUCKET, history=5, replicas=replicas)
+    return await buckets.open_bucket(js, BUCKET, replicas=replicas)
 
 
 async def seed(kv: KeyValue, config: Config) -> None:

@@ -31,8 +31,21 @@ class Event(msgspec.Struct, kw_only=True, tag="event", tag_field="kind", gc=Fals
     event_type: str = ""
     identities: list[Identity] = []
     xdm: msgspec.Raw = msgspec.Raw(b"{}")
-    # Free-form `data` of an Edge Network event (not XDM), kept beside it for the lake.
-    data: msgspec.Raw | None = None
+    # Free-form `data` of an Edge Network event (any JSON, not XDM), kept beside it for the
+    # lake and the profile timeline. JSON `null` when there is none: msgspec cannot decode a
+    # `Raw | None` union (it would refuse every object), so "none" is that `null`.
+    data: msgspec.Raw = msgspec.Raw(b"null")
+    # Whether its dataset was enabled for Profile when the gateway accepted it: enabling a
+    # dataset applies to data ingested from then on (docs/catalog.md). None (messages from
+    # before this field): the profile worker's current view of the dataset decides.
+    profile: bool | None = None
+    # The batch (`inlet.batches`) that carried it, "" when streamed: the batch itself lands in
+    # the lake as one file, so the lake worker skips its messages (docs/batches.md).
+    batch: str = ""
+
+    @property
+    def has_data(self) -> bool:
+        return bytes(self.data) != b"null"
 
 
 class Record(msgspec.Struct, kw_only=True, tag="record", tag_field="kind", gc=False):
@@ -56,6 +69,9 @@ class Record(msgspec.Struct, kw_only=True, tag="record", tag_field="kind", gc=Fa
     # The account the record describes (account), links to (account-person) or names in its
     # `b2b.accountKey` (profile); "" when none.
     account_key: str = ""
+    # As for `Event.profile`.
+    profile: bool | None = None
+    batch: str = ""  # as `Event.batch`
 
 
 class DeleteProfile(msgspec.Struct, kw_only=True, tag="delete_profile", tag_field="kind"):

@@ -6,6 +6,7 @@ nothing but `pip install`. In production, point `INLET_NATS_URL` at a cluster in
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -30,21 +31,42 @@ def binary() -> str:
 
 
 class NatsServer:
-    """A nats-server child process with JetStream, its store under `store_dir`."""
+    """A nats-server child process with JetStream, its store under `store_dir`.
 
-    def __init__(self, store_dir: Path, port: int = -1, host: str = "127.0.0.1") -> None:
+    The first start picks a free port; every later `start()` (a restart after a crash) reuses
+    that port and the same store, so clients reconnect to the URL they know and JetStream
+    recovers the stream from disk.
+
+    `sync_interval` is JetStream's fsync policy for the store: "always" fsyncs every write
+    before the server acknowledges it (an acknowledged message survives power loss), a
+    duration such as "2m" (NATS's default, used when empty) fsyncs periodically (a crash of
+    the process loses nothing, a power loss may lose the last interval). docs/operations.md.
+    """
+
+    def __init__(self, store_dir: Path, port: int = -1, host: str = "127.0.0.1", sync_interval: str = "") -> None:
         self.store_dir = store_dir
         self.port = port
         self.host = host
+        self.sync_interval = sync_interval
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.log: list[str] = []
 
+    def _command(self) -> list[str]:
+        command = [binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
+        if self.sync_interval:
+            # Only a config file can set sync_interval; the flags above still set the rest.
+            conf = self.store_dir / "nats-server.conf"
+            conf.write_text(f"jetstream {{\n  sync_interval: {json.dumps(self.sync_interval)}\n}}\n")
+            command += ["-c", str(conf)]
+        return command
+
     def start(self, timeout: float = 20.0) -> str:
         """Start and wait for "Server is ready"; returns the client URL."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.url = ""
         self.process = subprocess.Popen(
-            [binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+            self._command(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -52,7 +74,7 @@ class NatsServer:
         )
         ready = threading.Event()
         threading.Thread(target=self._read_log, args=(ready,), daemon=True).start()
-        if not ready.wait(timeout) or not self.url:
+        if not ready.wait(timeout) or not self.url or self.process.poll() is not None:
             self.stop()
             raise RuntimeError("nats-server did not become ready:\n" + "\n".join(self.log[-20:]))
         return self.url

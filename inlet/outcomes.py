@@ -29,11 +29,13 @@ class Reason(str, Enum):
     too_deep = "too_deep"
     string_too_long = "string_too_long"
     rate_limited = "rate_limited"
+    request_timeout = "request_timeout"
     unauthorized = "unauthorized"
     forbidden = "forbidden"
     not_found = "not_found"
     invalid_parameter = "invalid_parameter"
     unavailable = "unavailable"
+    schema_mismatch = "schema_mismatch"
     # Worker side: the message was accepted but cannot be applied.
     undecodable = "undecodable"
     apply_failed = "apply_failed"
@@ -58,11 +60,13 @@ STATUS: dict[Reason, int] = {
     Reason.too_deep: 400,
     Reason.string_too_long: 400,
     Reason.rate_limited: 429,
+    Reason.request_timeout: 408,
     Reason.unauthorized: 401,
     Reason.forbidden: 403,
     Reason.not_found: 404,
     Reason.invalid_parameter: 400,
     Reason.unavailable: 503,
+    Reason.schema_mismatch: 400,
     Reason.undecodable: 400,
     Reason.apply_failed: 500,
 }
@@ -86,11 +90,13 @@ TITLE: dict[Reason, str] = {
     Reason.too_deep: "Document nested too deeply",
     Reason.string_too_long: "String too long",
     Reason.rate_limited: "Too many requests",
+    Reason.request_timeout: "Request timeout",
     Reason.unauthorized: "Unauthorized",
     Reason.forbidden: "Forbidden",
     Reason.not_found: "Not found",
     Reason.invalid_parameter: "Invalid parameter",
     Reason.unavailable: "Service unavailable",
+    Reason.schema_mismatch: "Schema mismatch",
     Reason.undecodable: "Undecodable message",
     Reason.apply_failed: "Message could not be applied",
 }

@@ -1,15 +1,21 @@
 """`inlet status`: the state of the pipeline at a glance, read from JetStream and the data
-directory: the stream, each consumer's lag, dead letters, and each local spool's depth."""
+directory: the stream, each consumer's lag, dead letters, each local spool's depth, and the
+retention warnings of `inlet.retention` (stream nearly full, a consumer's oldest
+unacknowledged message nearing `max_age`). Next to `inlet up` it finds the embedded NATS and
+the data directory through `inlet.running`; the exit status is 1 while there are warnings."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Any
+
+import msgspec
 
 from nats.js.errors import NotFoundError
 
-from inlet import bus, subjects
+from inlet import bus, retention, subjects
 from inlet.config import Config
 
 
@@ -19,6 +25,7 @@ async def collect(config: Config) -> dict[str, Any]:
         js = bus.jetstream(nc, config)
         stream = await js.stream_info(config.nats.stream)
         consumers = await js.consumers_info(config.nats.stream)
+        kept = await retention.inspect(js, config.nats.stream)
         try:
             dead = (await js.stream_info(subjects.DEAD_LETTER_STREAM)).state.messages
         except NotFoundError:
@@ -37,6 +44,8 @@ async def collect(config: Config) -> dict[str, Any]:
             "bytes": stream.state.bytes,
             "first_seq": stream.state.first_seq,
             "last_seq": stream.state.last_seq,
+            "max_bytes": kept.max_bytes,
+            "max_age_s": kept.max_age_s,
         },
         "consumers": [
             {
@@ -50,6 +59,8 @@ async def collect(config: Config) -> dict[str, Any]:
         ],
         "dead_letters": dead,
         "spool_bytes": spools,
+        "retention": msgspec.to_builtins(kept.consumers),
+        "warnings": kept.warnings,
     }
 
 
@@ -65,10 +76,18 @@ def render(status: dict[str, Any]) -> str:
     lines += ["", f"dead letters: {status['dead_letters']}"]
     spools = status["spool_bytes"]
     lines.append("spool: " + (", ".join(f"{k} {v} bytes" for k, v in spools.items()) if spools else "empty"))
+    limit = f"{s['max_bytes']} bytes" if s["max_bytes"] else "no size limit"
+    age = f"max age {s['max_age_s']:.0f} s" if s["max_age_s"] else "no age limit"
+    lines.append(f"retention: {limit}, {age}")
+    lines += [f"WARNING: {w}" for w in status["warnings"]]
     return "\n".join(lines)
 
 
 def main(config: Config, as_json: bool) -> int:
+    if not config.nats.url:
+        print(f"inlet status: no running `inlet up` found for {config.data_path}, and INLET_NATS_URL is not set",
+              file=sys.stderr)
+        return 2
     status = asyncio.run(collect(config))
     print(json.dumps(status, indent=2) if as_json else render(status))
-    return 0
+    return 1 if status["warnings"] else 0

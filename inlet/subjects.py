@@ -39,14 +39,17 @@ def dead_letter(sandbox: str, consumer: str) -> str:
 
 
 def shard_partitions(shard: int, shards: int, partitions: int) -> list[int]:
-    """The contiguous partition range that profile shard `shard` of `shards` owns."""
+    """The contiguous range of slots (owner identities hashed into `partitions`) whose data
+    profile shard `shard` of `shards` keeps (worker/profile/placement.py)."""
     per, extra = divmod(partitions, shards)
     start = shard * per + min(shard, extra)
     return list(range(start, start + per + (1 if shard < extra else 0)))
 
 
 def shard_filters(shard: int, shards: int, partitions: int) -> list[str]:
-    """Consumer filter subjects for a profile shard; one shard takes everything."""
-    if shards == 1:
-        return []
-    return [f"inlet.*.*.{p}" for p in shard_partitions(shard, shards, partitions)]
+    """Consumer filter subjects for a profile shard: none. Every shard reads the whole stream
+    in its one order, because every shard folds every message into the (replicated) identity
+    graph and applies every delete and unlink at its position; it stores the data only of the
+    owners in its slots (docs/scaling.md). A filter per shard would give each shard its own
+    order of graph updates, and two shards could decide one merge differently."""
+    return []

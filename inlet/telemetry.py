@@ -22,10 +22,10 @@ import sys
 import time
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from inlet import buckets
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -89,6 +89,10 @@ EVENTS_ACCEPTED = Counter(
 EVENTS_REJECTED = Counter(
     "inlet_messages_rejected", "Messages or requests refused, by reason.", ["reason"], registry=REGISTRY,
 )
+SCHEMA_FAILURES = Counter(
+    "inlet_schema_failures", "Messages refused by their dataset's XDM schema and kept in the failure store, "
+    "by sandbox and dataset (docs/schemas.md).", ["sandbox", "dataset"], registry=REGISTRY,
+)
 PUBLISH_SECONDS = Histogram(
     "inlet_publish_seconds", "Time from publishing a request's messages to their last JetStream ack.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY,
@@ -102,8 +106,28 @@ BATCH_MESSAGES = Counter(
     "inlet_worker_messages", "Messages a worker applied (or dead-lettered), by worker and outcome.",
     ["worker", "outcome"], registry=WORKER_REGISTRY,
 )
+DEAD_LETTERS = Counter(
+    "inlet_dead_letters", "Messages a worker parked in DEADLETTER (accepted, not applied), by worker and reason.",
+    ["worker", "reason"], registry=WORKER_REGISTRY,
+)
+BATCH_RETRIES = Counter(
+    "inlet_worker_batch_retries", "Batches retried after a failure of the store (full map or disk, I/O), by worker and error.",
+    ["worker", "error"], registry=WORKER_REGISTRY,
+)
+WORKER_STALLED = Gauge(
+    "inlet_worker_stalled", "1 while a worker retries a batch its store cannot take (operator action needed).",
+    ["worker"], registry=WORKER_REGISTRY,
+)
 LAKE_FILES = Counter("inlet_lake_files", "Parquet files the lake worker committed.", registry=WORKER_REGISTRY)
 LAKE_ROWS = Counter("inlet_lake_rows", "Rows the lake worker committed to Parquet.", registry=WORKER_REGISTRY)
+LAKE_QUARANTINED = Counter(
+    "inlet_lake_quarantined_rows", "Rows the lake worker quarantined (kept as NDJSON, not in Parquet), by dataset.",
+    ["dataset"], registry=WORKER_REGISTRY,
+)
+LAKE_OVERFLOWED = Counter(
+    "inlet_lake_overflowed_rows", "Rows written with members no column can hold kept in _inlet_overflow, by dataset.",
+    ["dataset"], registry=WORKER_REGISTRY,
+)
 LAKE_COMMITTED = Gauge(
     "inlet_lake_committed_timestamp_seconds", "When the newest Parquet file of a dataset was committed.",
     ["dataset"], registry=WORKER_REGISTRY,
@@ -115,10 +139,7 @@ def process_name(kind: str) -> str:
 
 
 async def metrics_bucket(js: JetStreamContext) -> KeyValue:
-    try:
-        return await js.key_value(METRICS_BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(KeyValueConfig(bucket=METRICS_BUCKET, history=1, ttl=6 * PUSH_INTERVAL))
+    return await buckets.open_bucket(js, METRICS_BUCKET, history=1, ttl=6 * PUSH_INTERVAL)
 
 
 async def push_forever(js: JetStreamContext, name: str) -> None:

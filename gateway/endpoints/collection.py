@@ -15,12 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import auth, body
-from gateway.decode import decode_batch, decode_message
+from gateway.decode import decode_batch, decode_message, retry_key_of
 from gateway.publish import Accepted as Stored
 from gateway.responses import json_response, problem, problem_body
+from gateway.schema_check import schema_violations
 from inlet.config import Config, Connection
 from inlet.messages import BusMessage
 from inlet.outcomes import TITLE, Reason, Rejected
+from inlet.schemas.failures import SchemaFailure
 from inlet.telemetry import EVENTS_REJECTED
 
 
@@ -33,6 +35,8 @@ class SingleResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     xactionId: str
     receivedTimeMs: int
     syncValidation: SyncValidation | None = None
+    # The legacy `synchronousValidation=true` parameter is answered under its own name.
+    synchronousValidation: SyncValidation | None = None
 
 
 class Accepted(msgspec.Struct, kw_only=True):
@@ -58,7 +62,7 @@ def _connection(request: Request, config: Config) -> Connection:
     if connection is None:
         raise Rejected(Reason.unknown_connection, f"no streaming connection {connection_id!r}")
     if connection.authenticated:
-        auth.require_token(request, connection.tokens)
+        auth.require_token(request, connection.tokens, connection.token_hashes)
     request.app.state.rate_limiter.take(f"connection:{connection.id}", connection.rate_limit)
     return connection
 
@@ -72,23 +76,28 @@ async def single(request: Request) -> Response:
     state = request.app.state
     config: Config = state.config
     sync = request.query_params.get("syncValidation", "").lower() == "true"
+    legacy_sync = request.query_params.get("synchronousValidation", "").lower() == "true"
     received_ms = int(time.time() * 1000)
     try:
         connection = _connection(request, config)
         body.require_json(request)
         data = await body.read(request, config.http.max_message_bytes, Reason.message_too_large)
-        message = decode_message(data, config, connection, received_ms)
+        message = decode_message(data, config, connection, received_ms,
+                                 retry_key_of(request.headers.get("idempotency-key"), 0))
+        if (sync or legacy_sync) and isinstance(message, SchemaFailure):
+            raise message.rejected()  # answered with every violation, not stored
         (outcome,) = await state.publisher.publish([message])
         if isinstance(outcome, Rejected):
             raise outcome
     except Rejected as rejected:
-        return problem(rejected, _validation_report(rejected) if sync else None)
+        return problem(rejected, _validation_report(rejected) if sync or legacy_sync else None)
     return json_response(
         SingleResponse(
             inletId=connection.id,
             xactionId=_xaction_id(received_ms, outcome, 0),
             receivedTimeMs=received_ms,
             syncValidation=SyncValidation() if sync else None,
+            synchronousValidation=SyncValidation() if legacy_sync else None,
         )
     )
 
@@ -111,10 +120,12 @@ async def batch(request: Request) -> Response:
     except Rejected as rejected:
         return problem(rejected)
 
-    outcomes: list[BusMessage | Rejected] = []
-    for raw in raws:
+    outcomes: list[BusMessage | SchemaFailure | Rejected] = []
+    idempotency_key = request.headers.get("idempotency-key")
+    for index, raw in enumerate(raws):
         try:
-            outcomes.append(decode_message(bytes(raw), config, connection, received_ms))
+            outcomes.append(decode_message(bytes(raw), config, connection, received_ms,
+                                           retry_key_of(idempotency_key, index)))
         except Rejected as rejected:
             outcomes.append(rejected)
     valid = [o for o in outcomes if not isinstance(o, Rejected)]
@@ -149,4 +160,5 @@ def _validation_report(rejected: Rejected) -> dict[str, Any] | None:
     if rejected.status != 400:
         return None
     error = {"code": rejected.reason.value, "message": rejected.detail, "title": TITLE[rejected.reason]}
-    return {"message": problem_body(rejected).title, "cause": {"_streamingValidation": [error]}}
+    errors = schema_violations(rejected) or [error]
+    return {"message": problem_body(rejected).title, "cause": {"_streamingValidation": errors}}

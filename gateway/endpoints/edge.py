@@ -7,8 +7,16 @@
 
 The path of a browser event: CORS check against the datastream → body (JSON or text/plain,
 maybe gzip) → device id (ours, from cookie or `meta.state.entries`, an app's own ECID, or a
-fresh one) → enrich → publish → answer after JetStream's ack with `identity:result` and the
-`state:store` entries the SDK writes as first-party cookies.
+fresh one) → request-level XDM merged into each event → enrich → publish → answer after
+JetStream's ack with `identity:result` and the `state:store` entries the SDK writes as
+first-party cookies (framed as records when the mobile SDKs ask for streaming).
+
+Trust: only a device id the gateway minted, or read back from a value it signed, is answered
+with a signed `kndctr_<org>_identity` value (and the `inlet_device` cookie). An ECID a client
+merely claims (an app's own, in `identityMap`) keys that client's events and is echoed in
+`identity:result`, but is never signed: a signed value must not be obtainable for a device
+id someone only learned. A server request (`/ee/v2/collect`) has no device at all: each event
+routes by its own identities.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ from inlet.telemetry import EVENTS_REJECTED
 ACTIONS = ("interact", "collect", "identity/acquire", "privacy/set-consent")
 CONSENT_MAX_AGE = 180 * 24 * 3600
 CLUSTER_MAX_AGE = 1800
+# The hint answered when `edge.location_hint` is empty: the SDKs insert it as a path segment
+# (`/ee/inlet/v1/interact`), which any inlet gateway accepts.
+DEFAULT_LOCATION_HINT = "inlet"
 # Our own device cookie, set by the server (HttpOnly): browsers cap script-set cookies at
 # 7 days on some platforms; a server-set one lives its full max-age. The SDK's kndctr_*
 # cookie must stay script-readable, so ours has its own name.
@@ -70,9 +81,11 @@ def _route(path: str) -> tuple[str, str]:
 
 
 def _datastream(request: Request, config: Config) -> Datastream:
-    config_id = request.query_params.get("configId") or request.query_params.get("datastreamId")
+    # `configId` (the SDKs), `dataStreamId` (the Server API pages), `datastreamId` (its newer pages).
+    params = request.query_params
+    config_id = params.get("configId") or params.get("dataStreamId") or params.get("datastreamId")
     if not config_id:
-        raise Rejected(Reason.invalid_parameter, "configId (the datastream id) is required")
+        raise Rejected(Reason.invalid_parameter, "configId (or dataStreamId: the datastream id) is required")
     datastream = config.datastream(config_id)
     if datastream is None:
         raise Rejected(Reason.unknown_datastream, f"no datastream {config_id!r}")
@@ -140,7 +153,8 @@ async def _handle(
     entries = {e.key: e.value for e in payload.state.entries}
     cookies = request.cookies
 
-    device = _device(cookies, entries, identity_name, secret, payload)
+    server_batch = version == "v2" and action == "collect"
+    device, trusted = _device(cookies, entries, identity_name, secret, payload, version, action)
     received = now_ms()
     consent = edge_request.consent_choice(payload) if action == "privacy/set-consent" else None
     current_consent = consent or _consent(cookies.get(consent_name) or entries.get(consent_name))
@@ -154,50 +168,73 @@ async def _handle(
         assert dataset is not None  # checked at start-up
         agent = request.headers.get("user-agent", "")
         messages = edge_request.build_events(
-            payload, request_id, config, dataset, config.org, datastream.id, device.ecid, agent,
+            payload, request_id, config, dataset, config.org, datastream.id,
+            None if server_batch or device is None else device.ecid, agent,
             user_agent.parse(agent), state.client_address(request), received,
         )
         for outcome in await state.publisher.publish(list(messages)):
             if isinstance(outcome, Rejected):
                 raise outcome
 
-    handles = [
-        Handle("identity:result", [{"id": device.ecid, "namespace": {"code": "ECID"}}]),
-        Handle("state:store", [{"key": identity_name, "value": device_id.encode(device, secret),
-                                "maxAge": device_id.IDENTITY_MAX_AGE, "attrs": {"SameSite": "None"}}]),
-    ]
-    if config.edge.location_hint:
-        hint = config.edge.location_hint
-        handles.append(Handle("locationHint:result", [{"scope": "EdgeNetwork", "hint": hint, "ttlSeconds": CLUSTER_MAX_AGE}]))
-        handles.append(Handle("state:store", [{"key": device_id.cookie_name(config.org, "cluster"), "value": hint,
-                                               "maxAge": CLUSTER_MAX_AGE, "attrs": {"SameSite": "None"}}]))
+    handles: list[Handle] = []
+    if device is not None and not server_batch:
+        handles.append(Handle("identity:result", [{"id": device.ecid, "namespace": {"code": "ECID"}}]))
+    if device is not None and trusted and not server_batch:
+        handles.append(Handle("state:store", [{"key": identity_name, "value": device_id.encode(device, secret),
+                                               "maxAge": device_id.IDENTITY_MAX_AGE, "attrs": {"SameSite": "None"}}]))
+        cookie = _server_cookie(request, payload, device, secret)
+        if cookie:
+            headers["set-cookie"] = cookie
+    # What the SDKs read: the mobile Edge extension the `locationHint:result` payload of scope
+    # "EdgeNetwork" (hint, ttlSeconds), the Web SDK the `kndctr_<org>_cluster` entry.
+    hint = config.edge.location_hint or DEFAULT_LOCATION_HINT
+    handles.append(Handle("locationHint:result", [{"scope": "EdgeNetwork", "hint": hint, "ttlSeconds": CLUSTER_MAX_AGE}]))
+    handles.append(Handle("state:store", [{"key": device_id.cookie_name(config.org, "cluster"), "value": hint,
+                                           "maxAge": CLUSTER_MAX_AGE, "attrs": {"SameSite": "None"}}]))
     if consent is not None:
         handles.append(Handle("state:store", [{"key": consent_name, "value": f"general={consent}",
                                                "maxAge": CONSENT_MAX_AGE, "attrs": {"SameSite": "None"}}]))
 
-    cookie = _server_cookie(request, payload, device, secret)
-    if cookie:
-        headers["set-cookie"] = cookie
     if action == "collect":
         silent = request.query_params.get("silent", "").lower() == "true"
         status = 204 if version == "v1" or silent else 202
         return Response(status_code=status, headers=headers)
-    body_ = EdgeResponse(requestId=request_id, handle=handles, warnings=warnings)
-    return Response(_encode(body_), 200, headers, media_type="application/json")
+    body_ = _encode(EdgeResponse(requestId=request_id, handle=handles, warnings=warnings))
+    return Response(_framed(body_, payload), 200, headers, media_type="application/json")
+
+
+def _framed(body_: bytes, payload: EdgeRequest) -> bytes:
+    """With `meta.konductorConfig.streaming.enabled`, the mobile SDKs read the answer as
+    records: `recordSeparator`, one JSON object, `lineFeed`. Android splits on the line feed
+    and cuts the separator's length off the front of each record; iOS splits and trims it.
+    Our JSON is compact (no raw line feed inside), so one record holds the whole answer."""
+    streaming = payload.streaming
+    if streaming is None:
+        return body_
+    return streaming.recordSeparator.encode() + body_ + streaming.lineFeed.encode()
 
 
 def _device(
-    cookies: dict[str, str], entries: dict[str, str], identity_name: str, secret: bytes, payload: EdgeRequest
-) -> device_id.DeviceId:
+    cookies: dict[str, str], entries: dict[str, str], identity_name: str, secret: bytes, payload: EdgeRequest,
+    version: str, action: str,
+) -> tuple[device_id.DeviceId | None, bool]:
+    """The request's device id, and whether we may sign it (only ids we minted or verified).
+
+    A signed value (our cookie, or the SDK's `kndctr_*` entry) wins. Else an ECID the client
+    claims keys its events, unsigned. Else a fresh id, except for the Server API: a v2 collect
+    has no device (its events may be different people), and a v2 interact whose event names
+    its own identities is routed by them, as Adobe's Edge does for server datastreams."""
     for value in (cookies.get(SERVER_COOKIE), cookies.get(identity_name), entries.get(identity_name)):
         if value:
             found = device_id.decode(value, secret)
             if found is not None:
-                return found
-    held = edge_request.app_device_id(payload)
-    if held is not None:
-        return device_id.DeviceId(held, now_ms() // 1000, False)
-    return device_id.mint(now_ms() // 1000)
+                return found, True
+    claimed = edge_request.claimed_device_id(payload)
+    if claimed is not None:
+        return device_id.DeviceId(claimed, now_ms() // 1000, False), False
+    if version == "v2" and (action == "collect" or any(e.xdm.get("identityMap") for e in payload.all_events)):
+        return None, False
+    return device_id.mint(now_ms() // 1000), True
 
 
 def _consent(value: str | None) -> str | None:

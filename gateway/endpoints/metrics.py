@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import Request
 from starlette.responses import Response
 
+from inlet import retention
 from inlet.config import Config
 from inlet.telemetry import REGISTRY, SPOOL_BYTES, metrics_bucket
 
@@ -40,6 +41,7 @@ async def metrics(request: Request) -> Response:
     families: list[Metric] = []
     try:
         families.append(await _lag(state.js, config.nats.stream))
+        families.extend(await _retention(state.js, config.nats.stream))
         families.extend(await _workers(state.js))
     except Exception:  # the bus is away: serve what this process knows
         pass
@@ -53,6 +55,30 @@ async def _lag(js, stream: str) -> Metric:  # type: ignore[no-untyped-def]
     for info in await js.consumers_info(stream):
         lag.add_metric([info.name], (info.num_pending or 0) + (info.num_ack_pending or 0))
     return lag
+
+
+async def _retention(js, stream: str) -> list[Metric]:  # type: ignore[no-untyped-def]
+    """Stream usage against its limits, and each consumer's oldest unacknowledged message:
+    what to alert on before retention refuses new data or deletes unprocessed data."""
+    kept = await retention.inspect(js, stream)
+    used = GaugeMetricFamily("inlet_stream_bytes", "Bytes stored in the ingest stream.", value=kept.bytes)
+    limit = GaugeMetricFamily("inlet_stream_max_bytes", "The ingest stream's byte limit (0: none).",
+                              value=kept.max_bytes)
+    max_age = GaugeMetricFamily("inlet_stream_max_age_seconds", "The ingest stream's age limit (0: none).",
+                                value=kept.max_age_s)
+    first = GaugeMetricFamily("inlet_stream_first_seq", "The oldest sequence still in the ingest stream.",
+                              value=kept.first_seq)
+    floor = GaugeMetricFamily("inlet_consumer_ack_floor", "Stream sequence a consumer acknowledged up to.",
+                              labels=["consumer"])
+    age = GaugeMetricFamily("inlet_consumer_oldest_unacked_age_seconds",
+                            "Age of a consumer's oldest unacknowledged message (0: none).", labels=["consumer"])
+    for c in kept.consumers:
+        floor.add_metric([c.name], c.ack_floor)
+        age.add_metric([c.name], c.oldest_unacked_age_s)
+    warnings = GaugeMetricFamily("inlet_retention_warnings",
+                                 "Retention warnings now (stream nearly full, unacked data nearing max_age); "
+                                 "`inlet status` says which.", value=len(kept.warnings))
+    return [used, limit, max_age, first, floor, age, warnings]
 
 
 async def _workers(js) -> list[Metric]:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import auth
+from gateway.decode import command_id
 from gateway.responses import json_response, problem
 from inlet import lookups, subjects
 from inlet.config import Config
@@ -43,11 +44,18 @@ class Entity(msgspec.Struct, kw_only=True):
     lastModifiedAt: str
 
 
-class Child(msgspec.Struct, kw_only=True):
+_NO_DATA = msgspec.Raw(b"null")
+
+
+class Child(msgspec.Struct, kw_only=True, omit_defaults=True):
     relatedEntityId: str
     entityId: str
     timestamp: int
     entity: msgspec.Raw
+    # The free-form `data` an Edge event carried beside its XDM (not part of the XDM entity);
+    # absent when it carried none.
+    data: msgspec.Raw = _NO_DATA
+    lastModifiedAt: str = ""  # when inlet received the event
 
 
 class Page(msgspec.Struct, kw_only=True):
@@ -57,8 +65,12 @@ class Page(msgspec.Struct, kw_only=True):
     next: str
 
 
-class Link(msgspec.Struct):
+class Link(msgspec.Struct, omit_defaults=True):
+    """`_links.next`: `href` relative to `/data/core/ups/access` (AEP's `/entities?start=…`
+    form; "" on the last page); a POST's next page is the same POST with `payload`."""
+
     href: str
+    payload: dict[str, Any] | None = None
 
 
 class EventsPage(msgspec.Struct, kw_only=True):
@@ -88,25 +100,42 @@ def _int(request: Request, name: str, default: int | None = None) -> int | None:
 
 
 def _identity(request: Request, id_param: str, ns_param: str) -> tuple[Identity | None, str | None]:
-    config: Config = request.app.state.config
     """(identity, None) for entityId + entityIdNS; (None, profile id) for entityId alone."""
     value = request.query_params.get(id_param, "")
     if not value:
         raise Rejected(Reason.invalid_parameter, f"{id_param} is required")
-    ns = request.query_params.get(ns_param, "")
+    return identity_of(request.app.state.config, value, request.query_params.get(ns_param, ""))
+
+
+def identity_of(config: Config, value: str, ns: str) -> tuple[Identity | None, str | None]:
+    """An identity (namespace code matched case-insensitively, value normalised), or a
+    profile id (AEP's XID) when no namespace is given."""
     if not ns:
         return None, value
-    ns = namespaces(tuple(config.identity.namespaces)).code(ns)
-    return Identity(ns, normalise_value(ns, value)), None
+    code = namespaces(tuple(config.identity.namespaces)).code(ns)
+    return Identity(code, normalise_value(code, value)), None
 
 
-def next_link(request: Request, cursor: str | None) -> dict[str, Link]:
-    """`_links.next`: this request again, from the cursor on (none on the last page)."""
+def next_link(request: Request, cursor: str | None, first: dict[str, str] | None = None) -> dict[str, Link]:
+    """`_links.next` as AEP's documentation shows it: `/entities?start=…&…`, this request's
+    parameters after `start` (and `first`), relative to `/data/core/ups/access`; on the last
+    page `{"next": {"href": ""}}`."""
     if cursor is None:
-        return {}
-    params = dict(request.query_params)
-    params["start"] = cursor
-    return {"next": Link(f"{request.url.path}?{urlencode(params)}")}
+        return {"next": Link("")}
+    params = {"start": cursor, **(first or {})}
+    params.update((k, v) for k, v in request.query_params.items() if k not in params and k != "orderBy")
+    return {"next": Link("/entities?" + urlencode(params, safe=",."))}
+
+
+def order_of(value: str) -> bool:
+    """AEP's `orderby` for events, `(+/-)timestamp`, default `+timestamp` → newest first?
+    (An unencoded `+` arrives as a space, so surrounding blanks are ignored.)"""
+    order = value.strip() or "+timestamp"
+    if order in ("timestamp", "+timestamp"):
+        return False
+    if order == "-timestamp":
+        return True
+    raise Rejected(Reason.invalid_parameter, f"orderby must be timestamp, +timestamp or -timestamp, got {value!r}")
 
 
 async def _ask(request: Request, lookup: lookups.Lookup) -> lookups.Answer:
@@ -132,61 +161,64 @@ async def merged(request: Request, config: Config) -> Response:
     """`schema.name=_xdm.context.profile`: the merged profile."""
     identity, profile_id = _identity(request, "entityId", "entityIdNS")
     fields = [f for f in request.query_params.get("fields", "").split(",") if f]
-    answer = await _ask(
-        request,
-        lookups.ProfileLookup(
-            org=config.org,
-            sandbox=_sandbox(request),
-            identity=identity,
-            profile_id=profile_id,
-            fields=fields,
-            merge_policy=request.query_params.get("mergePolicyId") or None,
-        ),
-    )
+    found = await profile_entity(request, config, identity, profile_id, fields,
+                                 request.query_params.get("mergePolicyId") or None)
+    return json_response({found.entityId: found})
+
+
+async def profile_entity(request: Request, config: Config, identity: Identity | None, profile_id: str | None,
+                         fields: list[str], merge_policy: str | None) -> Entity:
+    """One merged profile (GET, and each identity of a POST)."""
+    answer = await _ask(request, lookups.ProfileLookup(
+        org=config.org, sandbox=_sandbox(request), identity=identity, profile_id=profile_id,
+        fields=fields, merge_policy=merge_policy))
     assert isinstance(answer, lookups.ProfileView)
-    body: dict[str, Any] = {
-        answer.profile_id: Entity(
-            entityId=answer.profile_id,
-            mergePolicy=MergePolicyRef(answer.merge_policy),
-            sources=answer.sources,
-            identityGraph=answer.identities,
-            entity=answer.entity,
-            lastModifiedAt=_iso(answer.last_modified_ms),
-        )
-    }
-    return json_response(body)
+    return Entity(
+        entityId=answer.profile_id,
+        mergePolicy=MergePolicyRef(answer.merge_policy),
+        sources=answer.sources,
+        identityGraph=answer.identities,
+        entity=answer.entity,
+        lastModifiedAt=_iso(answer.last_modified_ms),
+    )
 
 
 async def events(request: Request, config: Config) -> Response:
-    """`schema.name=_xdm.context.experienceevent`: a page of the profile's events."""
+    """`schema.name=_xdm.context.experienceevent`: a page of the profile's events, oldest
+    first unless `orderby=-timestamp` (AEP's default is `+timestamp`)."""
     related = request.query_params.get("relatedSchema.name", "")
     if related != PROFILE_SCHEMA:
         raise Rejected(Reason.invalid_parameter, f"relatedSchema.name must be {PROFILE_SCHEMA}")
     identity, profile_id = _identity(request, "relatedEntityId", "relatedEntityIdNS")
-    orderby = request.query_params.get("orderby", "-timestamp")
-    if orderby not in ("-timestamp", "timestamp"):
-        raise Rejected(Reason.invalid_parameter, "orderby must be timestamp or -timestamp")
-    limit = _int(request, "limit", 100)
+    params = request.query_params
+    newest_first = order_of(params.get("orderby", params.get("orderBy", "")))
+    limit = _int(request, "limit", MAX_LIMIT)
     assert limit is not None
+    fields = [f for f in params.get("fields", "").split(",") if f]
+    answer = await events_of(request, config, identity, profile_id, fields=fields, start_ms=_int(request, "startTime"),
+                             end_ms=_int(request, "endTime"), limit=limit, newest_first=newest_first,
+                             after=params.get("start") or None)
+    orderby = "-timestamp" if newest_first else "timestamp"
+    return json_response(events_page(answer, orderby, next_link(request, answer.next, {"orderby": orderby})))
+
+
+async def events_of(request: Request, config: Config, identity: Identity | None, profile_id: str | None, *,
+                    fields: list[str], start_ms: int | None, end_ms: int | None, limit: int, newest_first: bool,
+                    after: str | None) -> lookups.EventsView:
+    """One page of a profile's events (GET, and each identity of a POST)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise Rejected(Reason.invalid_parameter, f"limit must be between 1 and {MAX_LIMIT}")
-    answer = await _ask(
-        request,
-        lookups.EventsLookup(
-            org=config.org,
-            sandbox=_sandbox(request),
-            identity=identity,
-            profile_id=profile_id,
-            start_ms=_int(request, "startTime"),
-            end_ms=_int(request, "endTime"),
-            limit=limit,
-            newest_first=orderby == "-timestamp",
-            after=request.query_params.get("start") or None,
-        ),
-    )
+    if after is not None and (len(after) % 2 or any(c not in "0123456789abcdef" for c in after)):
+        raise Rejected(Reason.invalid_parameter, "start must be the `next` of a previous page")
+    answer = await _ask(request, lookups.EventsLookup(
+        org=config.org, sandbox=_sandbox(request), identity=identity, profile_id=profile_id,
+        start_ms=start_ms, end_ms=end_ms, limit=limit, newest_first=newest_first, after=after, fields=fields))
     assert isinstance(answer, lookups.EventsView)
-    links = next_link(request, answer.next)
-    page = EventsPage(
+    return answer
+
+
+def events_page(answer: lookups.EventsView, orderby: str, links: dict[str, Link]) -> EventsPage:
+    return EventsPage(
         _page=Page(
             orderby=orderby,
             start=answer.events[0].event_id if answer.events else "",
@@ -199,12 +231,13 @@ async def events(request: Request, config: Config) -> Response:
                 entityId=e.event_id,
                 timestamp=e.timestamp_ms,
                 entity=e.entity,
+                data=e.data if bytes(e.data) != b"null" else _NO_DATA,
+                lastModifiedAt=_iso(e.received_ms),
             )
             for e in answer.events
         ],
         _links=links,
     )
-    return json_response(page)
 
 
 async def unlink(request: Request) -> Response:
@@ -225,7 +258,9 @@ async def _command(request: Request, kind: type[DeleteProfile] | type[UnlinkIden
     if identity is None:
         raise Rejected(Reason.invalid_parameter, "this needs entityId and entityIdNS")
     received_ms = int(time.time() * 1000)
-    command = kind(org=config.org, sandbox=_sandbox(request), message_id=f"{prefix}/{identity.key}/{received_ms}",
+    sandbox = _sandbox(request)
+    command = kind(org=config.org, sandbox=sandbox, message_id=command_id(config.org, sandbox, prefix, identity.key,
+                                                                    request.headers.get("idempotency-key")),
                    received_ms=received_ms, identity=identity)
     (outcome,) = await request.app.state.publisher.publish([command])
     if isinstance(outcome, Rejected):

@@ -1,17 +1,24 @@
-"""The profile browser at `/ui/`: static files, and the three calls its page makes.
+"""The profile workspace at `/ui/`: static files, and the page's profile and live calls.
 
-The page is plain HTML and the project's own small script, served with a Content-Security-
+The page is plain HTML and the project's own ES modules (`app.js` and one `view-*.js` per
+view, flat in gateway/ui/, no build step), served with a Content-Security-
 Policy that lets it talk to this gateway only. It asks for the bearer token once and keeps it
 in `sessionStorage`; every call sends it in the `Authorization` header (never in a URL), which
 is why live updates are Server-Sent Events read with `fetch` rather than `EventSource`.
 
-- `GET /ui/api/profile`: the merged profile with each attribute's dataset and write time, the
+The workspace's other read endpoints (lists, preview, upsert, ingestion) are in
+`gateway/endpoints/workspace.py`.
+
+- `GET /ui/api/profile` (`mergePolicyId` optional): the merged profile with each attribute's dataset and write time, the
   identity graph with the message and time behind each link, and the business accounts the
   person belongs to, in one answer.
 - `GET /ui/api/live?profileId=…`: an SSE stream that says `change` whenever the profile
   worker commits a change to that profile (`inlet.notify.<sandbox>.<profile id>`).
-- `GET /ui/api/overview`: messages accepted and rejected by reason, consumer lag, and the age
-  of the newest lake file per dataset.
+- `GET /ui/api/overview`: for the request's sandbox (`x-sandbox-name`, default `prod`), the
+  messages the stream holds for it and the age of the newest lake file of each of its datasets;
+  and, only for a token that may use every sandbox, the deployment-wide figures no sandbox owns
+  (requests rejected by reason, most of them before any sandbox is known, and consumer lag). A
+  token bound to some sandboxes never sees another sandbox's activity, not even as a total.
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ from gateway.responses import json_response, problem
 from inlet import lookups, subjects
 from inlet.config import Config
 from inlet.outcomes import Reason, Rejected
-from inlet.telemetry import EVENTS_ACCEPTED, EVENTS_REJECTED, metrics_bucket
+from inlet.telemetry import EVENTS_REJECTED, metrics_bucket
 
 STATIC = Path(__file__).resolve().parent.parent / "ui"
-FILES = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"), "app.css": ("app.css", "text/css")}
+# The page and its ES modules (one per view, flat in gateway/ui/: no build step).
+MEDIA = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+FILES = {"": ("index.html", "text/html")} | {
+    f.name: (f.name, MEDIA[f.suffix]) for f in STATIC.iterdir() if f.suffix in MEDIA and f.name != "index.html"}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 HEARTBEAT = 15.0
@@ -58,7 +68,8 @@ async def profile(request: Request) -> Response:
         identity, profile_id = _identity(request, "entityId", "entityIdNS")
         sandbox = _sandbox(request)
         view = await _ask(request, lookups.ProfileLookup(org=config.org, sandbox=sandbox, identity=identity,
-                                                         profile_id=profile_id))
+                                                         profile_id=profile_id,
+                                                         merge_policy=request.query_params.get("mergePolicyId") or None))
         assert isinstance(view, lookups.ProfileView)
         graph = await _ask(request, lookups.GraphLookup(org=config.org, sandbox=sandbox, profile_id=view.profile_id))
         assert isinstance(graph, lookups.GraphView)
@@ -111,21 +122,26 @@ async def live(request: Request) -> Response:
 async def overview(request: Request) -> Response:
     state = request.app.state
     config: Config = state.config
+    sandbox = _sandbox(request)
     try:
-        auth.authorize(request, "profile:read")
+        token = state.authorizer.check(request, "profile:read", sandbox)
     except Rejected as refused:
         return problem(refused)
-    accepted = sum(s.value for m in EVENTS_ACCEPTED.collect() for s in m.samples if s.name.endswith("_total"))
-    rejected: dict[str, float] = {}
-    for metric in EVENTS_REJECTED.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total"):
-                rejected[sample.labels["reason"]] = sample.value
+    everywhere = not token.sandboxes
+    # Lake files are labelled by dataset id alone; an id that another sandbox uses too would
+    # show that sandbox's activity, so only ids unique to this sandbox are shown.
+    elsewhere = {d.id for d in config.datasets if d.sandbox != sandbox}
+    datasets = {d.id for d in config.datasets if d.sandbox == sandbox} - elsewhere
+    stored: int | None = 0
     lag: dict[str, int] = {}
     freshness: dict[str, float] = {}
     try:
-        for info in await state.js.consumers_info(config.nats.stream):
-            lag[info.name] = (info.num_pending or 0) + (info.num_ack_pending or 0)
+        if any(d.sandbox == sandbox for d in config.datasets):  # else nothing can be stored for it
+            info = await state.js.stream_info(config.nats.stream, subjects_filter=f"inlet.{sandbox}.>")
+            stored = sum((info.state.subjects or {}).values())
+        if everywhere:
+            for consumer in await state.js.consumers_info(config.nats.stream):
+                lag[consumer.name] = (consumer.num_pending or 0) + (consumer.num_ack_pending or 0)
         bucket = await metrics_bucket(state.js)
         for key in await bucket.keys():
             entry = await bucket.get(key)
@@ -133,13 +149,21 @@ async def overview(request: Request) -> Response:
                 if family.name == "inlet_lake_committed_timestamp_seconds":
                     for sample in family.samples:
                         dataset = sample.labels["dataset"]
-                        freshness[dataset] = max(freshness.get(dataset, 0.0), sample.value)
+                        if dataset in datasets:
+                            freshness[dataset] = max(freshness.get(dataset, 0.0), sample.value)
     except NoKeysError:
         pass
-    except Exception:  # the bus is away: show what this process knows
+    except Exception:  # the bus is away: say so rather than show zeros
+        stored = None
         lag = {"unavailable": -1}
+    rejected: dict[str, float] = {}
+    for metric in EVENTS_REJECTED.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                rejected[sample.labels["reason"]] = sample.value
     now = time.time()
     return json_response({
-        "timeMs": int(now * 1000), "accepted": accepted, "rejected": rejected, "consumerLag": lag,
+        "timeMs": int(now * 1000), "sandbox": sandbox, "accepted": stored,
+        "rejected": rejected if everywhere else None, "consumerLag": lag if everywhere else None,
         "lakeAgeSeconds": {d: round(now - t, 1) for d, t in sorted(freshness.items())},
     })

@@ -14,7 +14,9 @@ from gateway import auth
 from gateway.endpoints.profile import _ask, _sandbox
 from gateway.responses import json_response, problem
 from inlet import lookups
-from inlet.config import Config
+from inlet.config import Config, Dataset
+from inlet.schemas.registry import registry_for
+from inlet.schemas import union as union_fields
 from inlet.outcomes import Reason, Rejected
 
 CLASSES = ("profile", "experienceevent", "account", "account-person")
@@ -32,5 +34,28 @@ async def union_schema(request: Request) -> Response:
     except Rejected as rejected:
         return problem(rejected)
     assert isinstance(answer, lookups.SchemaView)
-    datasets = sorted(d.id for d in config.datasets if d.sandbox == sandbox and d.xdm_class == xdm_class and d.profile)
-    return json_response({"class": xdm_class, "sandbox": sandbox, "datasets": datasets, "fields": answer.fields})
+    enabled = [d for d in config.datasets if d.sandbox == sandbox and d.xdm_class == xdm_class and d.profile]
+    fields, schemas = _with_declared(config, sandbox, enabled, answer.fields)
+    return json_response({"class": xdm_class, "sandbox": sandbox, "datasets": sorted(d.id for d in enabled),
+                          "schemas": schemas, "fields": fields})
+
+
+def _with_declared(config: Config, sandbox: str, enabled: list[Dataset],
+                   observed: list[lookups.SchemaField]) -> tuple[list[lookups.SchemaField], list[str]]:
+    """The observed fields merged with those the schemas of the profile-enabled datasets declare
+    (docs/schemas.md: union schema): a declared field is in the union before any data has it."""
+    registry = registry_for(config)
+    merged = {f.path: (set(f.types), set(f.datasets)) for f in observed}
+    schemas: set[str] = set()
+    for dataset in enabled:
+        ref = registry.dataset_schema(dataset)
+        schema = registry.find(sandbox, "schemas", ref) if ref else None
+        if schema is None:
+            continue
+        schemas.add(schema["$id"])
+        for path, kind in union_fields.declared(registry.resolve(sandbox, schema)):
+            types, datasets = merged.setdefault(path, (set(), set()))
+            types.add(kind)
+            datasets.add(dataset.id)
+    fields = [lookups.SchemaField(path=p, types=sorted(t), datasets=sorted(d)) for p, (t, d) in sorted(merged.items())]
+    return fields, sorted(schemas)

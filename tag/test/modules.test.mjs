@@ -70,10 +70,12 @@ test("config needs a datastream and trims the edge URL", () => {
   assert.equal(configure({ datastreamId: "d", edgeUrl: "https://e.example/" }).edgeUrl, "https://e.example");
 });
 
-test("the transport retries retryable answers, honours Retry-After and gives up on 4xx", async () => {
-  mock.timers.enable({ apis: ["setTimeout"] });
+test("the transport retries retryable answers, honours Retry-After and gives up on 4xx", async (ctx) => {
+  ctx.mock.timers.enable({ apis: ["setTimeout"] }); // the test's own mock: reset even when it fails
+  // Retry-After (7 s) is far longer than any first backoff (at most 500 ms): a transport that
+  // ignored it would have retried long before the 7th second.
   const answers = [
-    { ok: false, status: 503, headers: { get: () => "2" } },
+    { ok: false, status: 503, headers: { get: (h) => (h.toLowerCase() === "retry-after" ? "7" : null) } },
     { ok: true, status: 200, headers: { get: () => null }, json: async () => ({ handle: [] }) },
   ];
   const calls = [];
@@ -81,9 +83,14 @@ test("the transport retries retryable answers, honours Retry-After and gives up 
     calls.push({ url, init });
     return answers.shift();
   });
+  const settle = () => new Promise((r) => setImmediate(r));
   const pending = t.send("interact", { events: [] });
-  await new Promise((r) => setImmediate(r));
-  mock.timers.tick(2000);
+  await settle();
+  assert.equal(calls.length, 1);
+  ctx.mock.timers.tick(6999);
+  await settle();
+  assert.equal(calls.length, 1, "retried before Retry-After elapsed");
+  ctx.mock.timers.tick(1);
   assert.deepEqual(await pending, { handle: [] });
   assert.equal(calls.length, 2);
   assert.match(calls[0].url, /\/ee\/v1\/interact\?configId=d&requestId=/);
@@ -92,7 +99,6 @@ test("the transport retries retryable answers, honours Retry-After and gives up 
 
   const refused = createTransport(configure({ datastreamId: "d" }), async () => ({ ok: false, status: 400, headers: { get: () => null } }));
   await assert.rejects(refused.send("interact", {}), (e) => e.retry === false);
-  mock.timers.reset();
 });
 
 test("the batcher coalesces events inside its window", () => {

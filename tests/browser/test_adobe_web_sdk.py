@@ -7,6 +7,7 @@ it on, Chromium sends the first request to Adobe's third-party identity host).
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import Any
 
@@ -64,9 +65,12 @@ def test_adobe_web_sdk_sends_events_and_gets_the_ecid_inlet_minted(
     ecid = identity["identity"]["ECID"]
     assert len(ecid) == 38 and ecid.isdigit()
 
+    # `sendEvent({xdm, data})`: free-form `data` beside the XDM (alloy's sendEvent docs; the
+    # recorded capture /work/shared/fixtures/alloy-2.33.1 b-commerce-identity sends the same).
     purchase = page.evaluate("""() => alloy('sendEvent', {xdm: {eventType: 'commerce.purchases',
         identityMap: {Email: [{id: 'jane@shop.example', authenticatedState: 'authenticated', primary: false}]},
-        commerce: {purchases: {value: 1}, order: {priceTotal: 59.98, currencyCode: 'USD'}}}})""")
+        commerce: {purchases: {value: 1}, order: {priceTotal: 59.98, currencyCode: 'USD'}}},
+        data: {custom: {checkoutStep: 'confirmation', tags: ['gift', 2, true]}}})""")
     assert "propositions" in purchase
 
     errors = [text for kind, text in console if kind == "error" or "Identity cookie not found" in text]
@@ -82,6 +86,8 @@ def test_adobe_web_sdk_sends_events_and_gets_the_ecid_inlet_minted(
     children = tls_system.wait_for(timeline, 10, "both events in the profile")
     assert {c["entity"]["eventType"] for c in children} == {"web.webpagedetails.pageViews", "commerce.purchases"}
     assert all(c["entity"]["implementationDetails"]["name"] == "https://ns.adobe.com/experience/alloy" for c in children)
+    (bought,) = [c for c in children if c["entity"]["eventType"] == "commerce.purchases"]
+    assert bought["data"] == {"custom": {"checkoutStep": "confirmation", "tags": ["gift", 2, True]}}
     profile = tls_system.profile("Email", "jane@shop.example").json()
     (entity,) = profile.values()
     assert f"ECID:{ecid}" in entity["identityGraph"]
@@ -95,6 +101,13 @@ def test_adobe_web_sdk_sends_events_and_gets_the_ecid_inlet_minted(
         return alloy.height
 
     assert tls_system.wait_for(lambda: in_lake() == 2, 15, "both events in the lake")
+
+    def lake_data() -> list[Any]:
+        files = list((tls_system.data_dir / "lake").rglob("*.parquet"))
+        rows = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+        return [json.loads(d) for d in rows["_inlet_data"].drop_nulls().to_list()] if "_inlet_data" in rows.columns else []
+
+    assert lake_data() == [{"custom": {"checkoutStep": "confirmation", "tags": ["gift", 2, True]}}]
     context.close()
 
 

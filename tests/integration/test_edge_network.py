@@ -90,8 +90,12 @@ def test_collect_answers_204_and_v2_and_location_hint_paths_work(system: System)
     assert interact(system, {"events": [page_view()]}, path="/ee/or2/v1/interact").status_code == 200
     v2 = interact(system, {"event": page_view("server")}, path="/ee/v2/interact")
     assert v2.status_code == 200 and ecid_of(v2)
-    assert interact(system, {"event": page_view()}, path="/ee/v2/collect").status_code == 202
-    assert system.http.post("/ee/v2/collect?configId=demo&silent=true", json={"event": page_view()}).status_code == 204
+    # A server request's events route by their own identities: one without any is refused.
+    fpid = {"identityMap": {"FPID": [{"id": str(uuid.uuid4()), "primary": "true"}]}}
+    assert interact(system, {"event": page_view(**fpid)}, path="/ee/v2/collect").status_code == 202
+    assert system.http.post("/ee/v2/collect?configId=demo&silent=true", json={"event": page_view(**fpid)}).status_code == 204
+    nameless = interact(system, {"event": page_view()}, path="/ee/v2/collect")
+    assert nameless.status_code == 400 and nameless.json()["errors"][0]["code"] == "missing_identity"
     assert interact(system, {}, path="/ee/v1/nope").status_code == 404
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -11,7 +12,16 @@ import httpx
 from tests.harness import System, event, message
 
 
-def test_sigterm_lets_an_in_flight_request_finish(system: System) -> None:
+def refuses_connections(port: int) -> bool:
+    """True when a new TCP connection to the gateway's port is refused."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_sigterm_stops_taking_connections_and_lets_an_in_flight_request_finish(system: System) -> None:
     body = json.dumps({"messages": [message("demo-events", event(email="drain@shop.example", event_id=f"drain-{i}"))
                                     for i in range(500)]}).encode()
     half = len(body) // 2
@@ -34,6 +44,10 @@ def test_sigterm_lets_an_in_flight_request_finish(system: System) -> None:
     sender.start()
     assert first_half_sent.wait(10)
     system.procs["gateway"].terminate()  # SIGTERM mid-request
+    # While that request still waits for the rest of its body, the gateway must already
+    # refuse new connections (the listening socket is closed), so a load balancer moves on.
+    system.wait_for(lambda: refuses_connections(system.port), 5, "new connections refused after SIGTERM")
+    assert "response" not in result and system.procs["gateway"].poll() is None  # still draining
     terminated.set()
     sender.join(30)
     assert system.procs["gateway"].wait(30) == 0

@@ -34,16 +34,17 @@ def test_an_event_is_in_the_lake_within_the_roll_interval_exactly_once(system: S
     assert mine.height == 1
     assert mine["commerce"].struct.field("order").struct.field("priceTotal").to_list() == [12.5]
     assert mine["_inlet_dataset"].to_list() == ["demo-events"]
-    assert mine["_inlet_message_id"].to_list() == ["prod/demo-events/lake-1"]
+    (message_id,) = mine["_inlet_message_id"].to_list()
+    assert message_id.endswith("prod/demo-events/lake-1")  # the Nats-Msg-Id (gateway.decode.event_id)
 
     (path,) = [p for p in (system.data_dir / "lake").rglob("*.parquet")]
     relative = path.relative_to(system.data_dir / "lake").parts
     assert relative[:2] == ("prod", "demo-events")
-    assert relative[2].startswith("date=") and relative[3].startswith("hour=")
+    assert relative[2].startswith("inlet_date=") and relative[3].startswith("inlet_hour=")
     assert not list((system.data_dir / "lake").rglob("*.tmp"))
 
     hive = pl.scan_parquet(system.data_dir / "lake" / "prod" / "demo-events", hive_partitioning=True).collect()
-    assert hive.height == 1 and {"date", "hour"} <= set(hive.columns)
+    assert hive.height == 1 and {"inlet_date", "inlet_hour"} <= set(hive.columns)
     arrow = ds.dataset(system.data_dir / "lake" / "prod" / "demo-events", format="parquet", partitioning="hive")
     assert arrow.count_rows() == 1
 
@@ -131,7 +132,7 @@ def test_two_lake_workers_share_the_stream_and_duckdb_pyarrow_and_polars_agree(s
             f"SELECT count(*) FROM read_parquet('{root}/*/*/*.parquet', hive_partitioning=true, union_by_name=true)"
         ).fetchone()
         (hours,) = db.execute(
-            f"SELECT count(DISTINCT hour) FROM read_parquet('{root}/*/*/*.parquet', hive_partitioning=true, union_by_name=true)"
+            f"SELECT count(DISTINCT inlet_hour) FROM read_parquet('{root}/*/*/*.parquet', hive_partitioning=true, union_by_name=true)"
         ).fetchone()
     assert count == ds.dataset(root, format="parquet", partitioning="hive").count_rows() == 200
     assert hours >= 1
@@ -177,3 +178,31 @@ def test_sigterm_flushes_what_the_lake_worker_buffered(system: System) -> None:
     rows = lake_rows(system)
     assert "buffered-at-exit" in rows["_id"].to_list()
     assert 'inlet_consumer_lag{consumer="lake"} 0.0' in lag()
+
+
+def test_lake_query_before_the_first_roll_says_when_it_is_due_and_csv_holds_nested_values(system: System) -> None:
+    """Issue 12 (small things): a query before the first roll said `relation 'demo-events' was
+    not found`; `--format csv "SELECT * ..."` failed on XDM's nested columns."""
+    import subprocess
+    import sys
+
+    def inlet(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "inlet", "lake", *args], env=system.env, cwd=system.tmp,
+                              capture_output=True, text=True, timeout=60)
+
+    system.stop("lake")
+    system.env["INLET_LAKE_ROLL_INTERVAL"] = "3600"  # the rows wait for a roll an hour away
+    system.start("lake")
+    xdm = event(email="csv@shop.example", event_id="csv-1", commerce={"order": {"priceTotal": 3.5}})
+    assert system.http.post("/collection/demo", json=message("demo-events", xdm)).status_code == 200
+    system.wait_for(lambda: list((system.data_dir / "lake" / ".rolls").glob("*.json")), 10, "the roll recorded")
+    early = inlet("query", 'SELECT count(*) FROM "demo-events"')
+    assert early.returncode == 2 and "not found" not in early.stderr, early.stderr
+    assert "dataset 'demo-events' has no files yet: a lake worker holds rows of it; its next roll is due in 3" \
+        in early.stderr, early.stderr  # about 3600 s
+
+    system.stop("lake")  # SIGTERM writes the buffer
+    out = inlet("query", 'SELECT * FROM "demo-events"', "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    header, line = out.stdout.splitlines()
+    assert '"{""order"":{""priceTotal"":3.5}}"' in line and header.startswith("_id,")

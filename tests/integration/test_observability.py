@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from inlet.nats_server import NatsServer
 from tests.harness import System
 
 
@@ -40,6 +42,38 @@ def test_request_ids_are_echoed_and_logged_as_json(system: System) -> None:
     system.http.post("/collection/demo", json={}, headers={"x-request-id": "bad id with spaces"})
     lines = [json.loads(line) for line in system.log_text("gateway").splitlines() if line.startswith("{")]
     assert lines and all({"time", "level", "logger", "message", "process"} <= set(line) for line in lines)
+
+
+def gateway_log_lines(system: System) -> list[dict[str, object]]:
+    return [json.loads(line) for line in system.log_text("gateway").splitlines() if line.startswith("{")]
+
+
+def test_a_request_id_appears_in_the_json_log_line_of_that_request(tmp_path: Path, nats_server: NatsServer) -> None:
+    """The id a client sends (or the one the gateway made up and echoed) is the `request_id`
+    of the log lines written while serving that request, and of no other request's lines:
+    that is what lets an operator go from a client's complaint to the gateway's log. Refusals
+    are logged at DEBUG, so this gateway runs at DEBUG."""
+    system = System(tmp_path, nats_server, extra_env={"INLET_LOG_LEVEL": "DEBUG"})
+    try:
+        system.start("gateway")
+        sent = system.http.post("/collection/nope", json={}, headers={"x-request-id": "trace-42"})
+        assert sent.status_code == 404 and sent.headers["x-request-id"] == "trace-42"
+        made_up = system.http.post("/collection/demo", content=b"{nope", headers={"content-type": "application/json"})
+        assert made_up.status_code == 400
+        generated = made_up.headers["x-request-id"]
+        assert len(generated) == 32
+
+        def logged(rid: str, text: str) -> list[dict[str, object]]:
+            return [line for line in gateway_log_lines(system)
+                    if line.get("request_id") == rid and text in str(line["message"])]
+
+        (line,) = system.wait_for(lambda: logged("trace-42", "unknown_connection"), 5, "the refusal logged with its id")
+        assert line["level"] == "DEBUG" and line["logger"] == "inlet.gateway" and line["process"]
+        system.wait_for(lambda: logged(generated, "malformed_json"), 5, "the generated id logged")
+        assert not logged("trace-42", "malformed_json"), "one request's id leaked into another's log line"
+    finally:
+        system.close()
+    assert not system.error_lines()
 
 
 def test_inlet_status_reports_stream_consumers_and_spool(system: System) -> None:

@@ -56,7 +56,12 @@ def test_merge_policy_crud_and_merge_on_read(system: System) -> None:
     wrong_type = system.http.post(POLICIES, headers=auth, json={"attributeMerge": {"type": "sometimes"}})
     assert wrong_type.status_code == 400 and wrong_type.json()["code"] == "invalid_message"
     assert system.http.post(POLICIES, headers=auth, content=b"{").json()["code"] == "malformed_json"
-    assert system.http.delete(f"{POLICIES}/{policy['id']}", headers=auth).status_code == 204
+    bad_id = system.http.post(POLICIES, headers=auth, json={"id": "two words", "name": "x"})
+    assert bad_id.status_code == 400 and bad_id.json()["code"] == "invalid_message"
+    named = system.http.post(POLICIES, headers=auth, json={"id": "named-in-body", "name": "x"})
+    assert named.status_code == 201 and named.json()["id"] == "named-in-body"  # inlet's extension
+    deleted = system.http.delete(f"{POLICIES}/{policy['id']}", headers=auth)
+    assert deleted.status_code == 200 and deleted.content == b""  # AEP: 200, empty body
     assert system.http.get(f"{POLICIES}/{policy['id']}", headers=auth).status_code == 404
     assert system.wait_for(lambda: system.profile("Email", email, mergePolicyId=policy["id"]).status_code == 400, 5)
 
@@ -94,12 +99,14 @@ def test_timeline_pages_with_next_links_and_time_bounds(system: System) -> None:
         assert system.http.post("/collection/demo", json=message("demo-events", xdm)).status_code == 200
     system.wait_for(lambda: system.events("Email", email).json().get("_page", {}).get("count") == 7, 5)
 
-    page = system.events("Email", email, limit="3").json()
+    page = system.events("Email", email, limit="3", orderby="-timestamp").json()
     seen = [c["entityId"] for c in page["children"]]
-    while page["_links"].get("next"):
-        page = system.http.get(page["_links"]["next"]["href"], headers=system.auth).json()
+    while page["_links"]["next"]["href"]:  # relative to /data/core/ups/access; "" on the last page
+        page = system.http.get("/data/core/ups/access" + page["_links"]["next"]["href"], headers=system.auth).json()
         seen += [c["entityId"] for c in page["children"]]
     assert seen == [f"p{m}" for m in range(6, -1, -1)]
+    oldest_first = [c["entityId"] for c in system.events("Email", email).json()["children"]]
+    assert oldest_first == [f"p{m}" for m in range(7)]  # AEP's default order is +timestamp
 
     start = "1795428060000"  # 10:01
     end = "1795428240000"  # 10:04 (exclusive)

@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from tests.harness import System, event, message
+from tests.integration.counted import VIEWS_TOML, backfilled, now_iso, views
+from tests.integration.stream_contents import settled, stored_event_ids
 
 
 def test_event_is_readable_from_the_profile_api_within_a_second(system: System) -> None:
@@ -137,25 +139,52 @@ def test_authenticated_connection_needs_its_bearer_token(system: System) -> None
     assert other.status_code == 403 and other.json()["code"] == "dataset_not_allowed"
 
 
-def test_delete_removes_the_profile_and_a_later_event_starts_fresh(system: System) -> None:
-    email = "erase@shop.example"
-    assert system.post_event(email=email, event_id="before-delete").status_code == 200
-    system.wait_for(lambda: system.profile("Email", email).status_code == 200, 5)
-    deleted = system.http.delete(
-        "/data/core/ups/access/entities",
-        params={"schema.name": "_xdm.context.profile", "entityId": email, "entityIdNS": "Email"},
-        headers=system.auth,
-    )
-    assert deleted.status_code == 202
-    system.wait_for(lambda: system.profile("Email", email).status_code == 404, 5, "deleted")
-    assert system.post_event(email=email, event_id="after-delete").status_code == 200
-    system.wait_for(lambda: system.events("Email", email).status_code == 200, 5)
-    ids = [c["entityId"] for c in system.events("Email", email).json()["children"]]
-    assert ids == ["after-delete"]
+@pytest.mark.parametrize("backlog", [False, True], ids=["live", "backlog"])
+def test_deletes_and_unlinks_apply_in_order_with_the_events_around_them(system: System, backlog: bool) -> None:
+    """Events, a delete and an unlink of the same profile, sent back to back (each request
+    waits only for its own answer, never for the worker): only applying them in the order
+    they were accepted leaves exactly `after-delete` in the person's profile and `after-unlink`
+    in the device's. Live, they race the worker across batches; as a backlog (the worker
+    stopped meanwhile) they arrive in one batch."""
+    email, ecid = f"erase-{'backlog' if backlog else 'live'}@shop.example", ("5" if backlog else "6") * 38
+    params = {"schema.name": "_xdm.context.profile", "entityIdNS": "Email", "entityId": email}
+    if backlog:
+        system.stop("profile")
+
+    def post(event_id: str, email: str | None = None, ecid: str | None = None) -> None:
+        xdm = event(email=email, ecid=ecid, event_id=event_id)
+        assert system.http.post("/collection/demo", json=message("demo-events", xdm)).status_code == 200
+
+    post("before-delete", email=email)
+    post("joins-device", email=email, ecid=ecid)
+    assert system.http.delete("/data/core/ups/access/entities", params=params, headers=system.auth).status_code == 202
+    post("after-delete", email=email)
+    unlink = {"entityId": ecid, "entityIdNS": "ECID"}
+    assert system.http.post("/data/core/ups/access/unlink", params=unlink, headers=system.auth).status_code == 202
+    post("after-unlink", ecid=ecid)
+    if backlog:
+        system.start("profile")
+
+    def timeline(ns: str, value: str) -> list[str]:
+        response = system.events(ns, value)
+        return [c["entityId"] for c in response.json()["children"]] if response.status_code == 200 else []
+
+    system.wait_for(lambda: "after-unlink" in timeline("ECID", ecid), 10, "the last message applied")
+    assert timeline("ECID", ecid) == ["after-unlink"]
+    assert timeline("Email", email) == ["after-delete"]
+    (person,) = system.profile("Email", email).json().values()
+    assert person["identityGraph"] == [f"Email:{email}"]
 
 
+@pytest.mark.config(VIEWS_TOML)
 def test_killing_the_profile_worker_mid_stream_loses_and_doubles_nothing(system: System) -> None:
+    """Loses nothing: every accepted event is in the stream once and in the timeline.
+    Doubles nothing: the COUNT computed attribute equals the number of accepted events (a
+    redelivered batch applied again would count twice, though its events overwrite
+    themselves in the timeline)."""
     email = "steady@shop.example"
+    system.wait_for(lambda: backfilled(system), 10, "the COUNT definition live")
+    timestamp = now_iso()
     sent: list[str] = []
     done = threading.Event()
 
@@ -163,7 +192,8 @@ def test_killing_the_profile_worker_mid_stream_loses_and_doubles_nothing(system:
         with httpx.Client(base_url=system.url, timeout=10) as client:
             for i in range(300):
                 event_id = f"steady-{i}"
-                response = client.post("/collection/demo", json=message("demo-events", event(email=email, event_id=event_id)))
+                xdm = event(email=email, event_id=event_id, timestamp=timestamp)
+                response = client.post("/collection/demo", json=message("demo-events", xdm))
                 assert response.status_code == 200, response.text
                 sent.append(event_id)
         done.set()
@@ -185,6 +215,9 @@ def test_killing_the_profile_worker_mid_stream_loses_and_doubles_nothing(system:
     # In-flight messages of the killed worker come back after `profile.ack_wait` (10 s).
     ids = system.wait_for(all_there, 40, "every event in the profile")
     assert sorted(ids) == sorted(sent)
+    assert stored_event_ids(system.nats.url, "steady-") == sent  # stored once each, in the order sent
+    system.wait_for(lambda: settled(system.nats.url), 30, "no redelivery still to come")
+    assert views(system, email) == 300
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,12 @@ import logging
 import signal
 
 from inlet import bus, telemetry
+from inlet.catalog import live as catalog_live
 from inlet.config import Config
-from worker import consume
+from inlet.schemas import lake_types
+from inlet.schemas import registry as schema_registry
+from worker import batches, consume
+from worker.lake import rolls
 from worker.lake.handler import LakeHandler
 from worker.lake.writer import remove_temp_files
 
@@ -58,6 +62,7 @@ async def _run(config: Config, stop: asyncio.Event) -> None:
     lake = config.data_path / "lake"
     lake.mkdir(parents=True, exist_ok=True)
     removed = remove_temp_files(lake, older_than=ack_wait(config))
+    rolls.remove_stale(lake, older_than=ack_wait(config))
     if removed:
         log.info("Removed %d unfinished temporary files of an earlier run.", removed)
     nc = await bus.connect(config, name="inlet-lake")
@@ -73,13 +78,25 @@ async def _run(config: Config, stop: asyncio.Event) -> None:
                 max_ack_pending=2 * config.lake.max_rows + config.lake.batch,
             ),
         )
-        handler = LakeHandler(js, lake, config.lake)
+        # The datasets' XDM schemas, followed live: their declared column types (typed lake).
+        registry = schema_registry.registry_for(config)
+        schema_watch = await schema_registry.follow(await schema_registry.open_bucket(js, config.nats.replicas),
+                                                    registry)
+        _, datasets = await catalog_live.follow(js, config)  # datasets made at runtime, and their schemas
+        handler = LakeHandler(js, lake, config.lake, declared=lake_types.declared_columns(config, registry))
         pusher = asyncio.create_task(telemetry.push_forever(js, telemetry.process_name("lake")))
+        # Completed batches (docs/batches.md) load beside the stream, one file per batch.
+        loader = asyncio.create_task(batches.run(js, config, lake, stop, registry,
+                                                 lake_types.declared_columns(config, registry)))
         log.info("Lake worker consuming %s into %s.", config.nats.stream, lake)
         try:
             await consume.run(js, config.nats.stream, CONSUMER, handler, config.lake.batch, stop)
         finally:
+            schema_watch.cancel()
+            await datasets.stop()
             pusher.cancel()
+            await asyncio.wait([loader], timeout=5)  # it sees `stop` within one fetch (1 s)
+            loader.cancel()  # a batch mid-load: its job comes back to the next loader
             with contextlib.suppress(asyncio.CancelledError):
                 await pusher
     finally:

@@ -4,30 +4,36 @@ Runs in a worker thread (`asyncio.to_thread`), one flush at a time, so the event
 fetching while Polars parses and Parquet compresses. Per partition, in order:
 
 1. drop rows already written: a message twice in the buffer, and messages found in the
-   partition's files (redelivered after a crash between rename and ack: `worker.lake.dedupe`);
-2. conform the rest to the dataset's schema (`worker.lake.conform`); rows that conflict go
-   to quarantine with the reason;
+   partition's files or its quarantine files (redelivered after a crash between rename and
+   ack: `worker.lake.dedupe`, `worker.lake.quarantine`);
+2. conform the rest to the dataset's schema (`worker.lake.conform`): members no column can
+   hold move to the row's `_inlet_overflow`; rows that are not JSON objects go to quarantine
+   with the reason;
 3. write the Parquet file (temp, fsync, rename, fsync directory: `worker.lake.writer`).
 
 A partition either commits (every row is in a file, a quarantine file, or was there already)
 or fails as a whole, and its messages are retried: a full disk, permissions, a file in the
 partition that cannot be read. An error that comes from the rows themselves never retries
-forever: they are quarantined.
+forever, and never costs the other rows: if the batch still cannot become a table, it is
+halved until the rows that cannot are found, and only they are quarantined.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inlet.telemetry import LAKE_COMMITTED
-from worker.lake.conform import conform
+import polars as pl
+
+from inlet.telemetry import LAKE_COMMITTED, LAKE_OVERFLOWED, LAKE_QUARANTINED
+from worker.lake.conform import Conformed, conform
 from worker.lake.dedupe import Written
 from worker.lake.frames import Row, table
-from worker.lake.quarantine import quarantine
-from worker.lake.schema import DatasetSchema
+from worker.lake.quarantine import Quarantined, quarantine
+from worker.lake.schema import DatasetSchema, Schema
 from worker.lake.writer import Writer
 
 log = logging.getLogger("inlet.worker.lake")
@@ -40,15 +46,19 @@ class Outcome:
     files: list[Path] = field(default_factory=list)
     rows: int = 0  # rows written to Parquet
     quarantined: int = 0
+    overflowed: int = 0  # rows written with members in `_inlet_overflow`
     duplicates: int = 0
     failed: list[Partition] = field(default_factory=list)
 
 
 class Committer:
-    def __init__(self, lake: Path) -> None:
+    def __init__(self, lake: Path, declared: Callable[[str, str], Schema] | None = None) -> None:
         self.lake = lake
+        # The columns a dataset's XDM schema declares (docs/schemas.md: typed lake), if any.
+        self.declared = declared
         self.writer = Writer(lake)
         self.written = Written()
+        self.quarantined = Quarantined(lake)
         self.schemas: dict[tuple[str, str], DatasetSchema] = {}
 
     def commit(self, partitions: dict[Partition, list[Row]]) -> Outcome:
@@ -67,21 +77,25 @@ class Committer:
         unique: dict[str, Row] = {}
         for row in rows:  # the first of each message id
             unique.setdefault(row.message_id, row)
-        there = self.written.already(directory, list(unique.values()))
-        fresh = [r for r in unique.values() if r.message_id not in there]
+        candidates = list(unique.values())
+        there = self.written.already(directory, candidates) | self.quarantined.already(directory, candidates)
+        fresh = [r for r in candidates if r.message_id not in there]
         outcome.duplicates += len(rows) - len(fresh)
         if not fresh:
             return
         schema = self._schema(sandbox, dataset)
         schema.refresh(directory)
         try:
-            conformed = conform(fresh, schema)
-            file = table(conformed.xdm, conformed.rows) if conformed.rows else None
-        except Exception as exc:  # the data itself: keep the rows, as sent, with the reason
-            self._quarantine(dataset, [(r, f"cannot be stored as columns: {exc!r}") for r in fresh], outcome)
-            return
+            conformed, file = _build(fresh, schema)
+        except Exception as exc:  # the data itself: find the rows that cause it, write the rest
+            conformed, file = self._isolate(fresh, schema, exc)
         if conformed.rejected:
             self._quarantine(dataset, conformed.rejected, outcome)
+        if conformed.overflowed:
+            outcome.overflowed += conformed.overflowed
+            LAKE_OVERFLOWED.labels(dataset).inc(conformed.overflowed)
+            log.warning("%d rows of %s keep members no column can hold in _inlet_overflow: %s",
+                        conformed.overflowed, dataset, conformed.first_overflow)
         if file is None:
             return
         try:
@@ -106,13 +120,53 @@ class Committer:
             schema = DatasetSchema(self.lake / sandbox / dataset)
             schema.load()  # kept only once loaded: a failed load is tried again next time
             self.schemas[(sandbox, dataset)] = schema
+        declared = self.declared(sandbox, dataset) if self.declared is not None else None
+        if declared:
+            schema._merge(declared)  # the lake's own rule: new columns at the end, ints widen
         return schema
+
+    def _isolate(self, rows: list[Row], schema: DatasetSchema, exc: Exception) -> tuple[Conformed, pl.DataFrame | None]:
+        """A batch that cannot become a table: halve it until the rows that cannot are
+        found, quarantine only them, and build the rest."""
+        bad = _failing(rows, schema, exc)
+        ids = {id(r) for r, _ in bad}
+        good = [r for r in rows if id(r) not in ids]
+        try:
+            conformed, file = _build(good, schema) if good else (Conformed(None, [], [], schema.columns), None)
+        except Exception as again:  # rows fine alone and in halves, not together: keep them all
+            reason = f"cannot be stored as columns: {again!r}"
+            return Conformed(None, [], bad + [(r, reason) for r in good], schema.columns), None
+        conformed.rejected.extend(bad)
+        return conformed, file
 
     def _quarantine(self, dataset: str, rows: list[tuple[Row, str]], outcome: Outcome) -> None:
         path = quarantine(self.lake, self.writer, rows)
+        self.quarantined.wrote(path, rows)
         outcome.files.append(path)
         outcome.quarantined += len(rows)
-        log.warning("Quarantined %d rows of %s in %s: %s", len(rows), dataset, path, rows[0][1])
+        LAKE_QUARANTINED.labels(dataset).inc(len(rows))
+        # Out of the dataset's tables until an operator re-ingests them: an operator's call.
+        log.error("Quarantined %d rows of %s in %s (re-ingest them once fixed): %s",
+                  len(rows), dataset, path, rows[0][1])
+
+
+def _build(rows: list[Row], schema: DatasetSchema) -> tuple[Conformed, pl.DataFrame | None]:
+    conformed = conform(rows, schema)
+    return conformed, (table(conformed.xdm, conformed.rows) if conformed.rows else None)
+
+
+def _failing(rows: list[Row], schema: DatasetSchema, exc: Exception) -> list[tuple[Row, str]]:
+    """The rows of `rows` (which failed with `exc`) that cannot be built even alone."""
+    if len(rows) == 1:
+        return [(rows[0], f"cannot be stored as columns: {exc!r}")]
+    out: list[tuple[Row, str]] = []
+    half = len(rows) // 2
+    for part in (rows[:half], rows[half:]):
+        try:
+            _build(part, schema)
+        except Exception as inner:
+            out.extend(_failing(part, schema, inner))
+    return out
 
 
 def _io_error(exc: Exception) -> bool:

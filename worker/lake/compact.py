@@ -36,6 +36,7 @@ from pathlib import Path
 import polars as pl
 
 from inlet.durable import fsync_path
+from worker.lake.writer import DATE_KEY, HOUR_KEY
 
 STAGING = ".compacting"
 _RENAME_EXCHANGE = 2
@@ -46,20 +47,25 @@ class CompactionBusy(Exception):
     """Another compaction holds the lake's lock."""
 
 
+# The partition layouts compaction knows: this one, and the one before the keys were renamed.
+LAYOUTS = ((DATE_KEY, HOUR_KEY), ("date", "hour"))
+
+
 def closed_partitions(lake: Path, sandbox: str, ack_wait: float) -> list[Path]:
     cutoff = time.time() - ack_wait
     out = []
-    for hour_dir in sorted((lake / sandbox).glob("*/date=*/hour=*")):
-        if hour_dir.parent.parent.name.startswith((".", "_")) or not hour_dir.is_dir():
-            continue
-        try:
-            date = hour_dir.parent.name.removeprefix("date=")
-            hour = int(hour_dir.name.removeprefix("hour="))
-            start = datetime.strptime(date, "%Y-%m-%d").replace(hour=hour, tzinfo=timezone.utc).timestamp()
-        except ValueError:  # not a partition this lake writes
-            continue
-        if start + 3600 < cutoff:
-            out.append(hour_dir)
+    for date_key, hour_key in LAYOUTS:
+        for hour_dir in sorted((lake / sandbox).glob(f"*/{date_key}=*/{hour_key}=*")):
+            if hour_dir.parent.parent.name.startswith((".", "_")) or not hour_dir.is_dir():
+                continue
+            try:
+                date = hour_dir.parent.name.removeprefix(f"{date_key}=")
+                hour = int(hour_dir.name.removeprefix(f"{hour_key}="))
+                start = datetime.strptime(date, "%Y-%m-%d").replace(hour=hour, tzinfo=timezone.utc).timestamp()
+            except ValueError:  # not a partition this lake writes
+                continue
+            if start + 3600 < cutoff:
+                out.append(hour_dir)
     return out
 
 

@@ -4,7 +4,8 @@ A `Row` is what the lake keeps of one bus message: the sender's XDM bytes and wh
 from. The XDM of a batch is joined as NDJSON and parsed by Polars in Rust, so no row ever
 becomes a Python dict on the way to Parquet; objects stay structs and arrays stay lists.
 Which types the columns get is `worker.lake.conform`'s decision. The `_inlet_*` columns say where each row came from, for
-lineage, deduplication and pruning.
+lineage, deduplication and pruning; `_inlet_data` and `_inlet_overflow` hold JSON text (the
+Edge event's free-form `data`, and the members of the XDM no column can hold).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class Row:
     message_id: str
     received_ms: int
     stream_seq: int
+    # The members of the XDM that no column can hold (a JSON object shaped like the document,
+    # holding only them: `worker.lake.conform`); None when every member is a column.
+    overflow: bytes | None = None
 
 
 def one_line(raw: bytes) -> bytes:
@@ -50,6 +54,7 @@ LINEAGE: dict[str, Any] = {
     "_inlet_message_id": pl.String,
     "_inlet_stream_seq": pl.UInt64,
     "_inlet_data": pl.String,
+    "_inlet_overflow": pl.String,
 }
 
 
@@ -85,6 +90,7 @@ def lineage(rows: list[Row]) -> pl.DataFrame:
             "_inlet_message_id": [r.message_id for r in rows],
             "_inlet_stream_seq": [r.stream_seq for r in rows],
             "_inlet_data": [r.data.decode() if r.data is not None else None for r in rows],
+            "_inlet_overflow": [r.overflow.decode() if r.overflow is not None else None for r in rows],
         },
         schema={**LINEAGE, "_inlet_received": pl.Int64},
     ).with_columns(pl.col("_inlet_received").cast(pl.Datetime("ms", "UTC")))

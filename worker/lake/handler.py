@@ -31,9 +31,11 @@ from inlet.config import Lake
 from inlet.messages import Event, Record
 from inlet.outcomes import Reason
 from inlet.telemetry import BATCH_MESSAGES, BATCH_SECONDS, LAKE_FILES, LAKE_ROWS
-from worker.dead_letter import dead_letter
+from worker.dead_letter import dead_letter, replay_for_another
 from worker.lake.commit import Committer, Partition
+from worker.lake import rolls
 from worker.lake.frames import Row, one_line
+from worker.lake.schema import Schema
 from worker.lake.writer import partition_dir
 
 log = logging.getLogger("inlet.worker.lake")
@@ -50,30 +52,37 @@ class LakeHandler:
         config: Lake,
         consumer: str = "lake",
         clock: Callable[[], float] = time.monotonic,
+        declared: Callable[[str, str], Schema] | None = None,
     ) -> None:
         self.js = js
         self.lake = lake
         self.config = config
         self.consumer = consumer
         self.clock = clock
-        self.committer = Committer(lake)
+        self.committer = Committer(lake, declared)  # declared: docs/schemas.md, typed lake
         # Keyed by plain values: a `Path` per message would cost more than the rest of `apply`.
         self.rows: dict[Buffered, list[Row]] = defaultdict(list)
         self.msgs: dict[Buffered, list[Msg]] = defaultdict(list)
         self.buffered = 0
         self.buffered_bytes = 0
         self.oldest: float | None = None
+        self.announced: set[str] = set()  # datasets whose next roll is recorded (`rolls`)
 
     async def apply(self, msgs: list[Msg]) -> list[Msg]:
         ready: list[Msg] = []
         for msg in msgs:
+            if replay_for_another(msg, self.consumer):
+                ready.append(msg)  # a dead letter of another consumer, redriven: the lake has it
+                continue
             try:
                 message = messages.decode(msg.data)
             except msgspec.DecodeError as exc:
                 await self._dead_letter(msg, str(exc))
                 continue
-            if not isinstance(message, (Event, Record)):
-                ready.append(msg)  # a command: nothing for the lake to keep
+            if not isinstance(message, (Event, Record)) or message.batch:
+                # A command: nothing for the lake to keep. A batch's row: the batch is in the
+                # lake already, as one file (worker.batches.load).
+                ready.append(msg)
                 continue
             row = self._row(message, msg)
             key = (row.sandbox, row.dataset, row.received_ms // HOUR_MS)
@@ -85,6 +94,8 @@ class LakeHandler:
                 self.oldest = self.clock()
         if self._full() or self._aged():
             ready.extend(await self.flush())
+        else:
+            await self._announce()
         return ready
 
     async def tick(self) -> list[Msg]:
@@ -101,7 +112,7 @@ class LakeHandler:
 
     @staticmethod
     def _row(message: Event | Record, msg: Msg) -> Row:
-        data = message.data if isinstance(message, Event) else None
+        data = message.data if isinstance(message, Event) and message.has_data else None
         return Row(
             xdm=one_line(bytes(message.xdm)),
             data=one_line(bytes(data)) if data is not None else None,
@@ -115,10 +126,29 @@ class LakeHandler:
             stream_seq=msg.metadata.sequence.stream,
         )
 
+    async def _announce(self) -> None:
+        """Record when the next roll is due, once per dataset that joins the buffer, so a
+        query of a dataset without files can say when it will have one (`worker.lake.rolls`)."""
+        datasets = {f"{sandbox}/{dataset}" for sandbox, dataset, _ in self.rows}
+        if self.oldest is None or datasets <= self.announced:
+            return
+        self.announced = datasets
+        due = time.time() + self.config.roll_interval - (self.clock() - self.oldest)
+        try:
+            await asyncio.to_thread(rolls.record, self.lake, self.committer.writer.writer_id, due, sorted(datasets))
+        except OSError as exc:  # a hint for `inlet lake query`, nothing more
+            log.warning("Could not record the next roll (%s).", exc)
+
     async def flush(self) -> list[Msg]:
         """Write every buffered partition; returns the messages that may now be acked."""
         if not self.buffered:
             return []
+        if self.announced:
+            self.announced = set()
+            try:
+                await asyncio.to_thread(rolls.clear, self.lake, self.committer.writer.writer_id)
+            except OSError as exc:
+                log.warning("Could not clear the record of the next roll (%s).", exc)
         rows, msgs = self.rows, self.msgs
         self.rows, self.msgs = defaultdict(list), defaultdict(list)
         self.buffered, self.buffered_bytes, self.oldest = 0, 0, None
@@ -136,8 +166,9 @@ class LakeHandler:
         LAKE_ROWS.inc(outcome.rows)
         BATCH_MESSAGES.labels(self.consumer, "applied").inc(len(done))
         log.info(
-            "Committed %d rows in %d files (%d quarantined, %d already written, %d partitions to retry).",
-            outcome.rows, len(outcome.files), outcome.quarantined, outcome.duplicates, len(outcome.failed),
+            "Committed %d rows in %d files (%d with overflow, %d quarantined, %d already written, %d partitions to retry).",
+            outcome.rows, len(outcome.files), outcome.overflowed, outcome.quarantined, outcome.duplicates,
+            len(outcome.failed),
         )
         return done
 

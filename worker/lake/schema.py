@@ -6,7 +6,10 @@ end), and a number column is only ever widened from integer to float. So the new
 schema reads every older file, and any engine that combines files by name (DuckDB
 `union_by_name`, Spark `mergeSchema`, pyarrow's unified schema, Polars with `missing_columns`)
 sees one table. A value that would break the rule (a string where the files hold numbers, an
-object where they hold a list) is not written: `worker.lake.conform` quarantines its row.
+object where they hold a list) is not written as a column: `worker.lake.conform` keeps it in
+the row's `_inlet_overflow` JSON column. The one exception to the rule: a column nested past
+`MAX_DEPTH` (which files of an older inlet may hold) is not carried into new files
+(`readable`), since no file holding it can be opened by pyarrow.
 
 `DatasetSchema` is a worker's view of that schema: learned from the newest files when the
 worker first writes to the dataset, updated from every file it writes and from new files
@@ -16,6 +19,7 @@ other workers wrote into the partitions it writes to.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,80 @@ DType = pl.DataType | DataTypeClass  # Polars hands out either
 Schema = dict[str, DType]
 
 LINEAGE_PREFIX = "_inlet_"
+# The hive partition keys of the layout (`worker.lake.writer`). Engines read a partition key
+# in place of a column of the same name, so no column may take these names: a top-level XDM
+# field named so is kept in the row's overflow instead (`worker.lake.conform`). They cannot
+# start with `_`, which pyarrow and Spark skip when they list a dataset.
+PARTITION_KEYS = ("inlet_date", "inlet_hour")
+# Past these, a member of a document is kept in the row's overflow column as JSON text, not as
+# columns. Depth: containers (objects, arrays) below the document; Parquet spends two levels
+# on each list and pyarrow refuses files nested past 100 levels, so 32 keeps every reader
+# (Polars, pyarrow, DuckDB) well inside its limits. Fields: named fields of the dataset's
+# schema, top-level columns and struct fields alike; every file carries them all, so one
+# event with thousands of keys would otherwise widen every later file of the dataset.
+MAX_DEPTH = 32
+MAX_FIELDS = 2_000
+# A field name Parquet and every engine hold, but that msgspec (our validator) and SQL
+# quoting cannot: a quote, a backslash or a control character.
+_BAD_NAME = re.compile(r'["\\\x00-\x1f]')
+
+
+def bad_name(name: str) -> bool:
+    """Whether `name` may never be a column name (see `_BAD_NAME`); "" neither."""
+    return not name or _BAD_NAME.search(name) is not None
+
+
+def depth(dtype: DType) -> int:
+    """Containers nested in a column of `dtype`, itself included (a scalar: 0)."""
+    if isinstance(dtype, pl.Struct):
+        return 1 + max((depth(f.dtype) for f in dtype.fields), default=0)
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return 1 + depth(dtype.inner)
+    return 0
+
+
+def readable(schema: Schema) -> Schema:
+    """`schema` without what nests past `MAX_DEPTH` (columns an older inlet let in): every
+    file carries the dataset's whole schema, so such a column would make every later file
+    one that pyarrow cannot open. New rows never bring one (`conform` keeps it as JSON)."""
+    out: Schema = {}
+    for name, dtype in schema.items():
+        kept = _within(dtype, 1)
+        if kept is not None:
+            out[name] = kept
+    return out
+
+
+def _within(dtype: DType, level: int) -> DType | None:
+    """`dtype` (a value at `level`) cut like `conform` cuts documents: structs field by
+    field, lists whole."""
+    if level + depth(dtype) - 1 <= MAX_DEPTH:
+        return dtype
+    if isinstance(dtype, pl.Struct) and level <= MAX_DEPTH:
+        fields = [pl.Field(f.name, t) for f in dtype.fields if (t := _within(f.dtype, level + 1)) is not None]
+        return pl.Struct(fields) if fields else None
+    return None
+
+
+def count_fields(schema: Schema) -> int:
+    """Named fields of `schema`: its columns and every struct field inside them."""
+    return sum(1 + _inner_fields(dtype) for dtype in schema.values())
+
+
+def _inner_fields(dtype: DType) -> int:
+    if isinstance(dtype, pl.Struct):
+        return sum(1 + _inner_fields(f.dtype) for f in dtype.fields)
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return _inner_fields(dtype.inner)
+    return 0
+
+
+def has_bad_name(dtype: DType) -> bool:
+    if isinstance(dtype, pl.Struct):
+        return any(bad_name(f.name) or has_bad_name(f.dtype) for f in dtype.fields)
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return has_bad_name(dtype.inner)
+    return False
 # Every file carries the whole schema, so a few of the newest files hold all of it; more
 # are read only to converge after races between workers.
 NEWEST_FILES = 16
@@ -122,8 +200,11 @@ def _python_type(dtype: DType, names: list[int]) -> Any:
 def _struct(fields: Schema, names: list[int]) -> Any:
     # Field names in XDM are not Python identifiers (`@id`, `xdm:foo`, `class`): positional
     # names, renamed to the JSON keys. Unknown keys are skipped: new fields are allowed.
+    # msgspec cannot rename to a name with a quote, backslash or control character; such a
+    # column (in files an older inlet wrote) is left out here, so it goes unchecked, and
+    # `conform` keeps any value under that name in the row's overflow, never in the column.
     names.append(len(names))
-    python = {f"f{i}": name for i, name in enumerate(fields)}
+    python = {f"f{i}": name for i, name in enumerate(fields) if not bad_name(name)}
     return msgspec.defstruct(
         f"Doc{names[-1]}",
         [(p, _python_type(fields[key], names), None) for p, key in python.items()],
@@ -155,7 +236,9 @@ class DatasetSchema:
     def load(self) -> None:
         """Learn the schema from the newest files (each carries the whole schema)."""
         found = []
-        for path in self.dataset_dir.glob("date=*/hour=*/part-*.parquet"):
+        # Any two-level partition layout: files written before the partition keys were
+        # renamed (`date=`/`hour=`) still carry the dataset's schema.
+        for path in self.dataset_dir.glob("*=*/*=*/part-*.parquet"):
             try:
                 found.append((path.stat().st_mtime, path))
             except FileNotFoundError:  # compacted away meanwhile

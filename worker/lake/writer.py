@@ -1,7 +1,8 @@
 """Writing a file so that readers never see half of it and a crash never loses it.
 
-Layout: `<data dir>/lake/<sandbox>/<dataset>/date=YYYY-MM-DD/hour=HH/part-<writer>-<seq>.parquet`
-(hive partitioning by receive time, UTC; zstd). A file is written under a temporary name in
+Layout: `<data dir>/lake/<sandbox>/<dataset>/inlet_date=YYYY-MM-DD/inlet_hour=HH/part-<writer>-<seq>.parquet`
+(hive partitioning by receive time, UTC; zstd). The partition keys are named so no XDM field
+can shadow them (`schema.PARTITION_KEYS`: a top-level field of that name goes to overflow). A file is written under a temporary name in
 `<lake>/.writing/`, fsynced, renamed into its partition, and the partition directory fsynced: only
 then does it exist for readers, and only then are its messages acknowledged. Temporary files
 live outside the datasets because engines list dataset directories wholesale (Polars fails on
@@ -22,6 +23,9 @@ from pathlib import Path
 import polars as pl
 
 from inlet.durable import fsync_path
+from worker.lake.schema import PARTITION_KEYS
+
+DATE_KEY, HOUR_KEY = PARTITION_KEYS
 
 TEMP_DIR = ".writing"
 TEMP_SUFFIX = ".tmp"  # never `.parquet`: a glob for Parquet files must not catch a half-written one
@@ -29,7 +33,7 @@ TEMP_SUFFIX = ".tmp"  # never `.parquet`: a glob for Parquet files must not catc
 
 def partition_dir(lake: Path, sandbox: str, dataset: str, received_ms: int) -> Path:
     moment = datetime.fromtimestamp(received_ms / 1000, timezone.utc)
-    return lake / sandbox / dataset / f"date={moment:%Y-%m-%d}" / f"hour={moment:%H}"
+    return lake / sandbox / dataset / f"{DATE_KEY}={moment:%Y-%m-%d}" / f"{HOUR_KEY}={moment:%H}"
 
 
 class Writer:

@@ -1,7 +1,10 @@
 """Applying bus messages to the profile store, a whole batch in one LMDB write transaction.
 
 Each message runs in a nested transaction: a message that fails is rolled back alone and
-reported for dead-lettering, while the rest of the batch commits. Its id is recorded in
+reported for dead-lettering, while the rest of the batch commits. A failure that is the
+store's and not the message's (`TRANSIENT`: a full map, a full disk, an I/O error) aborts the
+whole batch instead and is raised: the same batch can succeed later, so it is retried, never
+dead-lettered. Each message's id is recorded in
 `applied` in the same transaction as its effects, so a batch redelivered after a crash (the
 commit happened, the acks did not) changes nothing the second time.
 
@@ -28,10 +31,12 @@ from worker.profile import accounts, computed, fragments, identity_graph
 from worker.profile.computed import Definitions
 from worker.profile.identity_graph import Linker, Rules
 from worker.profile.lookup import expired
+from worker.profile.placement import Placement
 from worker.profile.store import (
     Store,
     StoredEvent,
     decode_event,
+    applied_key,
     delete_prefix,
     encode,
     event_key,
@@ -49,6 +54,27 @@ SWEEP_LIMIT = 1000
 
 # (sandbox, class, dataset, new (path, type) pairs) that a message observed.
 Observed = tuple[str, str, str, set[tuple[str, str]]]
+
+
+# Failures of the store, not of the message: the batch is retried as it is (in order) until
+# they pass, by themselves (disk space freed) or after an operator's fix (a larger map, a
+# restored store); dead-lettering would park every message while the store is broken.
+# Everything else a message raises is its own (it would raise again) and is dead-lettered.
+# `lmdb.MemoryError` is LMDB's out-of-memory, not Python's.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    lmdb.MapFullError,
+    lmdb.MapResizedError,
+    lmdb.DiskError,
+    lmdb.ReadersFullError,
+    lmdb.TxnFullError,
+    lmdb.MemoryError,
+    lmdb.CorruptedError,
+    lmdb.PanicError,
+    lmdb.PageNotFoundError,
+    lmdb.ReadonlyError,
+    OSError,
+    MemoryError,
+)
 
 
 @dataclass(frozen=True)
@@ -86,9 +112,12 @@ class Applier:
         self._starts: dict[bytes, int] = {}
         # Profiles the last batch changed, as (sandbox, profile id), for change notifications.
         self.touched: set[tuple[str, str]] = set()
+        # With N shards: which owners' data this shard keeps (docs/scaling.md). None: all.
+        self.placement: Placement | None = None
 
     def apply_batch(self, batch: list[BusMessage | None], now_ms: int | None = None) -> list[Failure]:
-        """Apply in order, commit once; `None` entries (undecodable) are skipped."""
+        """Apply in order, commit once; `None` entries (undecodable) are skipped. Raises the
+        `TRANSIENT` error (nothing committed) when the store, not a message, failed."""
         now_ms = int(self.clock() * 1000) if now_ms is None else now_ms
         failures: list[Failure] = []
         self.touched = set()
@@ -102,7 +131,7 @@ class Applier:
                 for index, message in enumerate(batch):
                     if message is None:
                         continue
-                    mid = message.message_id.encode()
+                    mid = applied_key(message.message_id)
                     if txn.get(mid, db=store.applied) is not None:
                         continue
                     nested = store.env.begin(write=True, parent=txn)
@@ -111,6 +140,8 @@ class Applier:
                         nested.put(mid, _EXPIRY.pack(now_ms + self.applied_ttl_ms), db=store.applied)
                     except Exception as exc:
                         nested.abort()
+                        if isinstance(exc, TRANSIENT):
+                            raise  # the whole batch is rolled back and retried
                         log.warning("Could not apply message %s: %r", message.message_id, exc)
                         failures.append(Failure(index, Reason.apply_failed, repr(exc)))
                     else:
@@ -141,8 +172,12 @@ class Applier:
             if linker.unlink(message.identity) and before is not None:
                 self.touched.add((message.sandbox, before.hex()))
             return None
-        if self.profile_datasets is not None and (message.sandbox, message.dataset) not in self.profile_datasets:
-            return None  # not enabled for profile: the lake's only
+        if message.profile is False or (message.profile is None and self.profile_datasets is not None
+                                        and (message.sandbox, message.dataset) not in self.profile_datasets):
+            return None  # not enabled for profile when accepted: the lake's only
+        if self.placement is not None and not self.placement.owns_message(message, self.rules):
+            self.placement.replicate(txn, linker, self.rules, message)  # graph only: the data is another shard's
+            return None
         removal = isinstance(message, Record) and message.operation == "delete"
         document: dict[str, Any] = {} if removal else _decode_document(message.xdm)
         if isinstance(message, Record) and message.record_class == "account":
@@ -160,7 +195,7 @@ class Applier:
         owner = owner_id(message.sandbox, usable[0].key)
         if isinstance(message, Event):
             stored = StoredEvent(message.dataset, message.received_ms, message.message_id, bytes(message.xdm),
-                                 message.sandbox)
+                                 message.sandbox, bytes(message.data) if message.has_data else b"")
             txn.put(event_key(owner, message.timestamp_ms, message.message_id), encode(stored), db=store.event)
             counted = self._snapshot.by_sandbox.get(message.sandbox)
             if counted:

@@ -55,12 +55,15 @@ class Compiled:
         self.path = tuple(definition.field.split(".")) if definition.field else None
         self.event_types = frozenset(definition.filter.eventType)
         self.conditions = [(tuple(c.field.split(".")), c.op, c.value) for c in definition.filter.conditions]
+        self.choices = [[(tuple(c.field.split(".")), c.op, c.value) for c in choice]
+                        for choice in definition.filter.anyOf]
         self.step = granularity_ms(definition.duration)
 
     def counts(self, event_type: str, doc: dict[str, Any]) -> bool:
         if self.event_types and event_type not in self.event_types:
             return False
-        return all(_holds(_get(doc, path), op, value) for path, op, value in self.conditions)
+        return all(_holds(_get(doc, path), op, value) for path, op, value in self.conditions) and all(
+            any(_holds(_get(doc, path), op, value) for path, op, value in choice) for choice in self.choices)
 
     def value(self, doc: dict[str, Any]) -> Any:
         return True if self.path is None else _get(doc, self.path)

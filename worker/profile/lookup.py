@@ -41,7 +41,10 @@ from worker.profile.store import (
 )
 
 _encode = msgspec.json.Encoder().encode
+_decode_document = msgspec.json.Decoder(dict[str, Any]).decode
 _FAR = 1 << 61
+# AEP's pseudo-field: `fields=identities` lists the profile's identities in the entity.
+IDENTITIES = "identities"
 # Where computed attributes appear in the entity; records cannot write there.
 COMPUTED = "computedAttributes."
 
@@ -132,12 +135,15 @@ class Lookups:
         if definitions:
             now_ms = int(self.clock() * 1000)
             leaves.update(computed.leaves(computed.read(txn, self.store, owners, definitions, now_ms)))
-        leaves = merge.select(leaves, q.fields)
+        attributes = [f for f in q.fields if f != IDENTITIES]
+        leaves = merge.select(leaves, attributes) if attributes or not q.fields else {}
         entity: dict[str, Any] = fragments.unflatten(leaves)
+        members = [m.key.partition(":") for m in graph.members]
+        if IDENTITIES in q.fields:
+            entity[IDENTITIES] = [{"id": value, "namespace": {"code": ns}} for ns, _, value in members]
         if not q.fields or "identityMap" in q.fields:
             identity_map: dict[str, list[dict[str, str]]] = {}
-            for member in graph.members:
-                ns, _, value = member.key.partition(":")
+            for ns, _, value in members:
                 identity_map.setdefault(ns, []).append({"id": value})
             entity["identityMap"] = identity_map
         return lookups.ProfileView(
@@ -199,15 +205,42 @@ class Lookups:
             timestamp_ms = event_timestamp(b"\0" * ID_BYTES + suffix)
             if expired(self.ttl_ms, graph.sandbox, stored.dataset, timestamp_ms, now_ms):
                 continue
+            entity = msgspec.Raw(stored.xdm)
+            if q.fields:
+                entity = msgspec.Raw(_encode(select_document(_decode_document(stored.xdm), q.fields)))
             events.append(
                 lookups.EventView(
                     event_id=stored.message_id.rsplit("/", 1)[-1],
                     timestamp_ms=timestamp_ms,
-                    entity=msgspec.Raw(stored.xdm),
+                    entity=entity,
+                    received_ms=stored.received_ms,
+                    data=msgspec.Raw(stored.data or b"null"),
                 )
             )
             last = suffix
         return lookups.EventsView(profile_id=gid.hex(), events=events)
+
+
+def select_document(document: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """The parts of a document at the dotted `fields` (AEP's `fields=` for events), nested as
+    in the document; a path the document lacks adds nothing."""
+    out: dict[str, Any] = {}
+    for field in fields:
+        *parents, last = field.split(".")
+        source: Any = document
+        for part in parents:
+            source = source.get(part) if isinstance(source, dict) else None
+        if not isinstance(source, dict) or last not in source:
+            continue
+        target = out
+        for part in parents:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                break
+            target = child
+        else:
+            target[last] = source[last]
+    return out
 
 
 def event_ttls(config: Config) -> dict[tuple[str, str], int]:

@@ -8,12 +8,12 @@ identity takes its own data with it, exactly, because nothing was ever copied.
 
 | database   | key                                           | value         |
 | ---------- | --------------------------------------------- | ------------- |
-| `identity` | `<sandbox>\\0<ns>:<id>`                       | graph id      |
+| `identity` | `<sandbox>\\0<ns>:<id>` (bounded, below)      | graph id      |
 | `graph`    | graph id                                      | `Graph`       |
 | `profile`  | graph id                                      | `ProfileMeta` |
 | `fragment` | owner id + dataset                            | `Fragment`    |
-| `event`    | owner id + timestamp (8 bytes) + message id   | `StoredEvent` |
-| `applied`  | message id                                    | expiry (ms)   |
+| `event`    | owner id + timestamp (8 bytes) + message id (bounded) | `StoredEvent` |
+| `applied`  | message id (bounded)                          | expiry (ms)   |
 | `computed` | owner id + fingerprint (8) + bucket start (8) | `Partial` (`aggregates.py`) |
 | `backfill` | fingerprint                                   | `Job` (`backfill.py`) |
 | `schema`   | sandbox, class, path, type, dataset           | first seen (ms) |
@@ -25,6 +25,9 @@ identity takes its own data with it, exactly, because nothing was ever copied.
 An owner id is a 16-byte hash of sandbox and identity; a graph id is the owner id of the
 graph's founder (its earliest identity), which is also the profile id. Replaying the stream
 from the start therefore rebuilds the same profile ids.
+
+Key parts that come from clients (identity values, message ids) are `bounded`: LMDB keys are at
+most 511 bytes, so a part longer than 256 bytes is replaced by a digest of it.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class StoredEvent(msgspec.Struct, gc=False):
     message_id: str
     xdm: bytes  # the event's original JSON bytes, kept as a msgpack bin
     sandbox: str = ""
+    data: bytes = b""  # the Edge event's free-form `data` as JSON bytes; b"" when none
 
 
 encode = msgspec.msgpack.Encoder().encode
@@ -105,16 +109,34 @@ _TS = struct.Struct(">Q")
 _TS_OFFSET = 1 << 62
 
 
+# LMDB refuses keys over 511 bytes (MDB_BAD_VALSIZE). The gateway accepts identity values and
+# event `_id`s of up to 1,024 characters (4 KiB of UTF-8), so a key part that could be longer
+# than this is stored as a digest past it: short keys stay readable, long ones stay unique.
+MAX_KEY_PART = 256
+_DIGESTED = b"\xff"  # never the first byte of UTF-8, so a digest never equals a short key
+
+
+def bounded(part: bytes) -> bytes:
+    """`part` itself if it is at most `MAX_KEY_PART` bytes, else 0xFF + its 32-byte digest."""
+    if len(part) <= MAX_KEY_PART:
+        return part
+    return _DIGESTED + hashlib.blake2b(part, digest_size=32, person=b"inlet-key").digest()
+
+
 def owner_id(sandbox: str, identity_key: str) -> bytes:
     return hashlib.blake2b(f"{sandbox}\0{identity_key}".encode(), digest_size=ID_BYTES).digest()
 
 
 def identity_key(sandbox: str, key: str) -> bytes:
-    return f"{sandbox}\0{key}".encode()
+    return f"{sandbox}\0".encode() + bounded(key.encode())
+
+
+def applied_key(message_id: str) -> bytes:
+    return bounded(message_id.encode())
 
 
 def event_key(owner: bytes, timestamp_ms: int, message_id: str) -> bytes:
-    return owner + _TS.pack(timestamp_ms + _TS_OFFSET) + message_id.encode()
+    return owner + _TS.pack(timestamp_ms + _TS_OFFSET) + bounded(message_id.encode())
 
 
 def event_timestamp(key: bytes) -> int:

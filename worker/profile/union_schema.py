@@ -23,6 +23,11 @@ from worker.profile.store import Store, prefix_items
 
 # Items of an array that are looked at: enough for heterogeneous lists, bounded for huge ones.
 MAX_ITEMS = 100
+# A field's path is part of its LMDB key (at most 511 bytes, with sandbox, class and dataset);
+# a longer path (only a pathological document has one) is left out of the union schema rather
+# than failing the message that carries it.
+MAX_PATH_BYTES = 200
+MAX_KEY_BYTES = 511
 # Maps whose keys are data, not field names.
 MAPS = frozenset({"identityMap"})
 _MS = struct.Struct(">q")
@@ -40,6 +45,8 @@ def _walk(value: dict[str, Any], prefix: str, out: set[tuple[str, str]]) -> None
         if kind is None or "\0" in key:  # NUL separates the stored keys; no XDM field has one
             continue
         path = prefix + key
+        if len(path) > MAX_PATH_BYTES // 4 and len(path.encode()) > MAX_PATH_BYTES:
+            continue
         if kind == "object":
             if not prefix and key in MAPS:
                 kind = "map"
@@ -96,8 +103,9 @@ class Observer:
     def write(self, txn: lmdb.Transaction, now_ms: int) -> None:
         for (sandbox, xdm_class, dataset), new in self.staged.items():
             for path, kind in new:
-                txn.put(_key(sandbox, xdm_class, path, kind, dataset), _MS.pack(now_ms), db=self.store.schema,
-                        overwrite=False)
+                key = _key(sandbox, xdm_class, path, kind, dataset)
+                if len(key) <= MAX_KEY_BYTES:
+                    txn.put(key, _MS.pack(now_ms), db=self.store.schema, overwrite=False)
 
     def committed(self, ok: bool) -> None:
         """After the batch: remember what was written (or forget what was not)."""

@@ -18,8 +18,14 @@ assert DEMO is not None
 IDS = {"identityMap": {"Email": [{"id": "ann@acme.example", "primary": True}]}}
 
 
+def schema_of(dataset: str) -> str:
+    """The schema the dataset names (docs/schemas.md): a message must name it in `schemaRef`."""
+    found = CONFIG.dataset("prod", dataset)
+    return found.schema if found and found.schema else "s"
+
+
 def envelope(dataset: str, **xdm: object) -> bytes:
-    header = {"schemaRef": {"id": "s"}, "imsOrgId": "DEMO@AdobeOrg", "datasetId": dataset}
+    header = {"schemaRef": {"id": schema_of(dataset)}, "imsOrgId": "DEMO@AdobeOrg", "datasetId": dataset}
     return json.dumps({"header": header, "body": {"xdmEntity": xdm}}).encode()
 
 

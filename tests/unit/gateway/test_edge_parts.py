@@ -1,10 +1,19 @@
 from typing import Any
 
+import msgspec
 import pytest
 from starlette.requests import Request
 
 from gateway import cors, enrich, user_agent
-from gateway.edge_request import EdgeRequest, EdgeEvent, consent_choice, decode
+from gateway.edge_request import (
+    NO_DATA,
+    EdgeEvent,
+    EdgeRequest,
+    claimed_device_id,
+    consent_choice,
+    decode,
+    merge_request_xdm,
+)
 from inlet.config import Datastream, Edge
 from inlet.outcomes import Rejected
 
@@ -23,7 +32,7 @@ ANDROID_TABLET = "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (K
         (SAFARI_IPHONE, ("Safari", "17.4", "iOS", "mobile")),
         (EDGE_WINDOWS, ("Edge", "120.0.2210.91", "Windows", "desktop")),
         (ANDROID_TABLET, ("Chrome", "120.0", "Android", "tablet")),
-        ("curl/8.0", ("", "", "", "")),
+        ("curl/8.0", ("curl", "8.0", "", "")),  # uap-core names the application; no device
         ("", ("", "", "", "")),
     ],
 )
@@ -85,3 +94,44 @@ def test_v2_single_event_and_bad_bodies() -> None:
     for bad in [b"{", b'{"events": {}}', b'{"events": [{"xdm": []}]}']:
         with pytest.raises(Rejected):
             decode(bad)
+
+
+def test_request_level_xdm_merges_into_each_event_and_the_event_wins() -> None:
+    """Mobile SDKs send the app's identityMap and implementationDetails at the request level
+    (aepsdk-edge-android EdgeFunctionalTests: request `xdm`); the Edge merges it into events."""
+    request_xdm = {"identityMap": {"ECID": [{"id": "1" * 38, "primary": False}]},
+                   "implementationDetails": {"environment": "app", "name": "mobilesdk"}, "shared": {"a": 1, "b": 2}}
+    event_xdm = {"identityMap": {"ECID": [{"id": "1" * 38, "primary": True}], "Email": [{"id": "a@b.c"}]},
+                 "shared": {"b": 3}, "eventType": "x"}
+    merged = merge_request_xdm(request_xdm, event_xdm)
+    assert merged["implementationDetails"] == {"environment": "app", "name": "mobilesdk"}
+    assert merged["shared"] == {"a": 1, "b": 3} and merged["eventType"] == "x"
+    assert merged["identityMap"] == {"ECID": [{"id": "1" * 38, "primary": True}], "Email": [{"id": "a@b.c"}]}
+    combined = merge_request_xdm(request_xdm, {"identityMap": {"ECID": [{"id": "2" * 38}]}})
+    assert [e["id"] for e in combined["identityMap"]["ECID"]] == ["2" * 38, "1" * 38]
+    assert request_xdm["shared"] == {"a": 1, "b": 2}  # the request's own XDM is untouched
+
+
+def test_data_is_any_json_and_streaming_is_read_from_meta() -> None:
+    for data in (b'{"a": {"b": [1, "x", true]}}', b'["arrayElem1", 2, true]', b'"text"', b"3.5", b"null"):
+        (event,) = decode(b'{"events": [{"xdm": {}, "data": ' + data + b"}]}").all_events
+        assert msgspec.json.decode(event.data) == msgspec.json.decode(data)
+    assert decode(b'{"events": [{"xdm": {}}]}').all_events[0].data == NO_DATA
+    streamed = decode(b'{"meta": {"konductorConfig": {"streaming": {"enabled": true, "recordSeparator": "\\u0000", "lineFeed": "\\n"}}}}')
+    assert streamed.streaming is not None and (streamed.streaming.recordSeparator, streamed.streaming.lineFeed) == ("\0", "\n")
+    assert decode(b'{"meta": {"konductorConfig": {"streaming": {"enabled": false, "lineFeed": "\\n"}}}}').streaming is None
+    assert decode(b"{}").streaming is None
+
+
+def test_claimed_device_ids_come_from_the_request_xdm_the_consent_map_or_an_event() -> None:
+    ecid = "0" + "7" * 37
+    assert claimed_device_id(decode(b'{"xdm": {"identityMap": {"ECID": [{"id": "%s"}]}}}' % ecid.encode())) == ecid
+    assert claimed_device_id(decode(b'{"identityMap": {"ECID": [{"id": "%s"}]}}' % ecid.encode())) == ecid
+    assert claimed_device_id(decode(b'{"events": [{"xdm": {"identityMap": {"ECID": [{"id": "%s"}]}}}]}' % ecid.encode())) == ecid
+    assert claimed_device_id(decode(b'{"xdm": {"identityMap": {"ECID": [{"id": "not-an-ecid"}]}}}')) is None
+
+
+def test_merging_odd_identity_entries_never_raises() -> None:
+    odd = {"identityMap": {"ECID": [{"id": {}}, "x", {"id": ["a"]}]}}
+    merged = merge_request_xdm(odd, {"identityMap": {"ECID": [{"id": {"k": 1}}, 3]}})
+    assert len(merged["identityMap"]["ECID"]) == 5

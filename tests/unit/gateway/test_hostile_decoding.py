@@ -4,6 +4,7 @@ anything else (no crash, no stack trace reaches a client)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from gateway.decode import decode_batch, decode_message, shape
 from gateway.limits import Shape
 from gateway.user_agent import parse
 from inlet.config import Limits, load
-from inlet.outcomes import Reason, Rejected
+from inlet.outcomes import STATUS, Reason, Rejected
 
 CONFIG = load({})
 DEMO = CONFIG.connection("demo")
@@ -44,33 +45,76 @@ envelope_like = st.fixed_dictionaries(
 )
 
 
-def decodes_or_refuses(call) -> None:  # type: ignore[no-untyped-def]
+# What decoding a small body can refuse for: all 400s (sizes, media types, connections and
+# tokens are checked elsewhere, before decoding).
+DECODE_REASONS = {Reason.malformed_json, Reason.invalid_message, Reason.missing_field, Reason.missing_identity,
+                  Reason.invalid_timestamp, Reason.org_mismatch, Reason.unknown_dataset, Reason.too_deep,
+                  Reason.string_too_long, Reason.schema_mismatch}
+
+
+def decodes_or_refuses(call, valid=None) -> None:  # type: ignore[no-untyped-def]
+    """Refused with a decoding reason (400), or decoded; a decode is accepted only when
+    `valid()` (an independent check of the input) says the input deserved it."""
     try:
         call()
     except Rejected as rejected:
-        assert rejected.status in (400, 403, 404, 413, 415) and rejected.detail
+        assert rejected.reason in DECODE_REASONS and rejected.status == 400 and rejected.detail, rejected.reason
+        return
+    assert valid is None or valid(), "decoded an input that should have been refused"
+
+
+def refuses(call, reason: Reason) -> None:  # type: ignore[no-untyped-def]
+    """Refused for exactly `reason`, with its status and a detail."""
+    try:
+        call()
+    except Rejected as rejected:
+        assert (rejected.reason, rejected.status) == (reason, STATUS[reason]) and rejected.detail, rejected.reason
+    else:
+        raise AssertionError(f"accepted; expected {reason.value}")
 
 
 @FUZZ
 @given(st.binary(max_size=300))
-def test_random_bytes(data: bytes) -> None:
-    decodes_or_refuses(lambda: decode_message(data, CONFIG, DEMO, 0))
-    decodes_or_refuses(lambda: decode_batch(data))
-    decodes_or_refuses(lambda: edge_request.decode(data))
-    device_id.decode(data.decode("latin-1"), b"k")  # must not raise
+def test_random_bytes(raw: bytes) -> None:
+    data = b"\x00" + raw  # never JSON, whatever follows
+    refuses(lambda: decode_message(data, CONFIG, DEMO, 0), Reason.malformed_json)
+    refuses(lambda: decode_batch(data), Reason.malformed_json)
+    refuses(lambda: edge_request.decode(data), Reason.malformed_json)
+    device_id.decode(raw.decode("latin-1"), b"k")  # must not raise
+
+
+@FUZZ
+@given(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+                 st.text(max_size=20), st.lists(json_values, max_size=4)))
+def test_json_that_is_not_an_object(value: object) -> None:
+    data = json.dumps(value).encode()
+    refuses(lambda: decode_message(data, CONFIG, DEMO, 0), Reason.invalid_message)
+    refuses(lambda: decode_batch(data), Reason.invalid_message)
+    refuses(lambda: edge_request.decode(data), Reason.invalid_message)
+
+
+def deserves_acceptance(document: dict[str, Any]) -> bool:
+    """Independently of the decoder: the envelope a message needs to be accepted."""
+    header, body = document.get("header"), document.get("body")
+    if not isinstance(header, dict) or not isinstance(body, dict) or not isinstance(body.get("xdmEntity"), dict):
+        return False
+    schema_ref = header.get("schemaRef")
+    return (isinstance(schema_ref, dict) and isinstance(schema_ref.get("id"), str)
+            and header.get("imsOrgId", "") in ("", CONFIG.org)
+            and header.get("datasetId") in ("demo-events", "demo-profiles"))
 
 
 @FUZZ
 @given(envelope_like)
-def test_structured_but_wrong_messages(document: dict) -> None:
+def test_structured_but_wrong_messages(document: dict[str, Any]) -> None:
     data = json.dumps(document).encode()
-    decodes_or_refuses(lambda: decode_message(data, CONFIG, DEMO, 0))
+    decodes_or_refuses(lambda: decode_message(data, CONFIG, DEMO, 0), lambda: deserves_acceptance(document))
 
 
 def build(body: bytes) -> None:
     request = edge_request.decode(body)
     edge_request.consent_choice(request)
-    edge_request.app_device_id(request)
+    edge_request.claimed_device_id(request)
     edge_request.build_events(request, "r", CONFIG, EVENTS, CONFIG.org, "demo", "1" * 38, "", parse(""), "", 0)
 
 
@@ -99,6 +143,7 @@ edge_like = st.fixed_dictionaries({}, optional={
         "standard": st.just("Adobe") | json_values, "version": st.sampled_from(["1.0", "2.0"]) | json_values,
         "value": st.just({"general": "in"}) | st.just({"collect": {"val": "y"}}) | json_values})) | json_values,
     "identityMap": json_values | st.just({"Email": [{"id": "a@b.c", "primary": True}]}),
+    "xdm": xdm_like | json_values,  # request-level XDM (mobile SDKs), merged into every event
 })
 
 
@@ -146,6 +191,16 @@ def longest(value: object, ensure_ascii: bool) -> int:
     return 0
 
 
+def unstorable_key(value: object) -> bool:
+    """A field name with a quote, backslash or control character: refused (`gateway.limits.storable`)."""
+    if isinstance(value, dict):
+        return any(any(c in '"\\' or ord(c) < 0x20 for c in k) or unstorable_key(v)
+                   for k, v in value.items())
+    if isinstance(value, list):
+        return any(unstorable_key(v) for v in value)
+    return False
+
+
 deep_json = st.recursive(
     st.none() | st.integers() | st.text(alphabet=st.sampled_from('ab"\\[]{}\u00e9\n'), max_size=16),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="k[{\"", max_size=4), inner, max_size=3),
@@ -159,7 +214,8 @@ def test_the_shape_check_agrees_with_the_parsed_document(document: object, ensur
     """Brackets and quotes inside strings, escapes, non-ASCII: the raw-bytes check sees what a parser sees."""
     raw = json.dumps(document, ensure_ascii=ensure_ascii).encode()
     expected = (Reason.string_too_long if longest(document, ensure_ascii) > 12
-                else Reason.too_deep if depth(document) > 5 else None)
+                else Reason.too_deep if depth(document) > 5
+                else Reason.invalid_message if unstorable_key(document) else None)
     try:
         LIMITED.check(raw)
         found = None

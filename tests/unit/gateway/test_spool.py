@@ -1,5 +1,8 @@
 from pathlib import Path
 
+import pytest
+
+from gateway import spool as spool_module
 from gateway.spool import Spool, SpooledMessage
 
 
@@ -69,3 +72,26 @@ async def test_limits_refuse_new_messages(tmp_path: Path) -> None:
     old = Spool(tmp_path / "old", 10_000, 0.001)
     await old.append(msgs("a"))  # spooled_ms=1: long ago
     assert "age" in old.refusal(1)
+
+
+async def test_replay_keeps_the_order_across_many_segments_and_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Order across segment files: with a tiny segment size every append opens a new file,
+    and segment 10 must replay after segment 9 (a name sort would put `10.spool` before
+    `2.spool`). The ids are not in sorted order, so only the true order passes."""
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 0)
+    names = [f"m{n}" for n in (7, 3, 11, 0, 42, 5, 9, 1, 30, 8, 2, 6, 4, 10)]
+    first = Spool(tmp_path, 10_000_000, 3600)
+    for name in names:
+        await first.append(msgs(name))
+    assert len(list(tmp_path.glob("*.spool"))) == len(names)
+    seen: list[str] = []
+
+    async def publish(run: list[SpooledMessage]) -> int:
+        seen.extend(m.message_id for m in run)
+        return len(run)
+
+    restarted = Spool(tmp_path, 10_000_000, 3600)  # order rebuilt from the directory
+    assert await restarted.replay(publish)
+    assert seen == names

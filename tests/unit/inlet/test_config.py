@@ -35,6 +35,8 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ('[[connections]]\nid = "a"\nauthenticated = true\n', "needs tokens"),
         ('[[connections]]\nid = "a"\n[[connections]]\nid = "a"\n', "duplicate"),
         ('[[connections]]\nid = "a"\ndatasets = ["nope"]\n', "unknown dataset"),
+        ("[nats]\nmax_age = 60\n", "duplicate_window"),
+        ('[nats]\nsync_interval = "sometimes"\n', "sync_interval"),
     ],
 )
 def test_bad_config_fails_loudly_naming_the_key(tmp_path: Path, toml: str, needle: str) -> None:
@@ -56,3 +58,15 @@ def test_dev_api_token_is_random_and_stable_per_data_dir(tmp_path: Path) -> None
 def test_the_example_file_is_the_default() -> None:
     example = load({"INLET_CONFIG": str(Path(__file__).parents[3] / "inlet.example.toml")})
     assert example == load({})
+
+
+def test_the_example_file_documents_every_section_and_nats_key() -> None:
+    """Sections that are empty by default ([[api_tokens]], [[computed_attributes]]) appear
+    commented out; every key of [nats] (retention, fsync policy) appears with its default."""
+    text = (Path(__file__).parents[3] / "inlet.example.toml").read_text()
+    for name in Config.__struct_fields__:
+        assert any(marker in text for marker in (f"[{name}]", f"[[{name}]]", f"\n{name} =")), name
+    from inlet.config import Nats
+
+    for key in Nats.__struct_fields__:
+        assert f"\n{key} =" in text, key

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from inlet.config import Config
+from worker.lake import rolls
 from worker.lake.commit import Committer
 from worker.lake.cli import main
 from worker.lake.frames import Row
@@ -18,12 +21,13 @@ OLD = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 
 def fill(lake: Path) -> None:
     committer = Committer(lake)
-    batches = [
+    batches: list[list[tuple[str, str, Any]]] = [
         [("demo-events", "a", {"_id": "a", "eventType": "view", "commerce": {"order": {"priceTotal": 10}}}),
          ("demo-events", "b", {"_id": "b", "eventType": "buy", "commerce": {"order": {"priceTotal": 2.5}}})],
         [("demo-events", "a", {"_id": "a", "eventType": "view", "commerce": {"order": {"priceTotal": 10}}}),  # a duplicate
          ("demo-events", "c", {"_id": "c", "eventType": "buy", "commerce": {"order": {"priceTotal": 7}}}),
          ("demo-events", "d", {"_id": "d", "eventType": "buy", "commerce": {"order": {"priceTotal": "free"}}}),
+         ("demo-events", "e", ["not", "an", "object"]),  # quarantined
          ("demo-profiles", "p", {"person": {"name": {"firstName": "Ada"}}})],
     ]
     for n, batch in enumerate(batches):
@@ -46,8 +50,8 @@ def test_ls_shows_datasets_partitions_files_rows_and_quarantine(config: Config, 
     assert main(["ls"], config) == 0
     out = capsys.readouterr().out
     events = next(line for line in out.splitlines() if line.startswith("demo-events"))
-    assert events.split()[:4] == ["demo-events", "1", "2", "4"]  # partitions, files, rows
-    assert "date=2023-11-14/hour=22" in out and "demo-profiles" in out
+    assert events.split()[:4] == ["demo-events", "1", "2", "5"]  # partitions, files, rows
+    assert "inlet_date=2023-11-14/inlet_hour=22" in out and "demo-profiles" in out
     assert "quarantine: 1 rows" in out
 
 
@@ -55,10 +59,10 @@ def test_query_runs_sql_over_datasets_by_id_without_duplicates(config: Config, c
     sql = ('SELECT eventType, count(*) AS n, sum(commerce.order.priceTotal) AS total '
            'FROM "demo-events" GROUP BY eventType ORDER BY eventType')
     assert main(["query", sql, "--format", "csv"], config) == 0
-    assert capsys.readouterr().out.splitlines() == ["eventType,n,total", "buy,2,9.5", "view,1,10.0"]
-    assert main(["query", "SELECT _id, hour FROM demo_events ORDER BY _id", "--format", "json"], config) == 0
+    assert capsys.readouterr().out.splitlines() == ["eventType,n,total", "buy,3,9.5", "view,1,10.0"]
+    assert main(["query", "SELECT _id, inlet_hour FROM demo_events ORDER BY _id", "--format", "json"], config) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines == [{"_id": "a", "hour": "22"}, {"_id": "b", "hour": "22"}, {"_id": "c", "hour": "22"}]
+    assert lines == [{"_id": x, "inlet_hour": "22"} for x in "abcd"]
     assert main(["query", 'SELECT person.name.firstName AS name FROM "demo-profiles"'], config) == 0
     assert "Ada" in capsys.readouterr().out  # a table by default
 
@@ -73,4 +77,33 @@ def test_compact_merges_closed_hours(config: Config, capsys: pytest.CaptureFixtu
     assert "compacted 1 partitions" in capsys.readouterr().out
     assert main(["ls"], config) == 0
     events = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("demo-events"))
-    assert events.split()[:4] == ["demo-events", "1", "1", "3"]
+    assert events.split()[:4] == ["demo-events", "1", "1", "4"]
+
+
+def test_csv_writes_nested_values_as_json_text(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12: `--format csv "SELECT * ..."` failed on XDM's nested columns ("CSV format
+    does not support nested data")."""
+    sql = 'SELECT _id, commerce, eventType FROM "demo-events" WHERE _id IN (\'a\', \'d\') ORDER BY _id'
+    assert main(["query", sql, "--format", "csv"], config) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "_id,commerce,eventType"
+    assert lines[1] == 'a,"{""order"":{""priceTotal"":10.0}}",view'  # JSON text, CSV-quoted
+    assert lines[2] == 'd,"{""order"":{""priceTotal"":null}}",buy'
+    assert main(["query", 'SELECT * FROM "demo-events"', "--format", "csv"], config) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5  # a header and four rows
+
+
+def test_a_dataset_without_files_yet_says_so(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12: querying a dataset before its first roll said `relation 'demo-events' was not found`."""
+    assert main(["query", 'SELECT count(*) FROM "demo-accounts"'], config) == 2  # configured, nothing rolled yet
+    err = capsys.readouterr().err
+    assert "dataset 'demo-accounts' has no files yet" in err and "at most 60 s" in err and "not found" not in err
+    assert main(["query", "SELECT count(*) FROM demo_accounts"], config) == 2  # the alias too
+    assert "has no files yet" in capsys.readouterr().err
+    assert main(["query", "SELECT count(*) FROM nowhere"], config) == 2  # not a dataset: Polars' own answer
+    assert "not found" in capsys.readouterr().err
+    # A lake worker holds rows of it: when its roll is due (`worker.lake.rolls`).
+    rolls.record(config.data_path / "lake", "w1", time.time() + 42.4, ["prod/demo-accounts", "prod/demo-events"])
+    assert main(["query", "SELECT count(*) FROM demo_accounts"], config) == 2
+    err = capsys.readouterr().err
+    assert "has no files yet: a lake worker holds rows of it; its next roll is due in 42 s (at " in err, err

@@ -111,3 +111,16 @@ def test_one_compaction_at_a_time(tmp_path: Path) -> None:
     with compaction._lock(tmp_path):
         with pytest.raises(CompactionBusy):
             compact(tmp_path, "prod", ack_wait=12)
+
+
+def test_partitions_of_the_layout_before_the_rename_are_compacted_too(tmp_path: Path) -> None:
+    """Files written before the partition keys became `inlet_date`/`inlet_hour` (issue 12.6)
+    sit under `date=`/`hour=`; compaction still merges them, in place."""
+    write(tmp_path, ["a"])
+    write(tmp_path, ["b"])
+    new = partition_dir(tmp_path, "prod", "events", OLD)
+    old = tmp_path / "prod" / "events" / "date=2023-11-14" / "hour=22"
+    old.parent.mkdir(parents=True)
+    new.rename(old)
+    assert compact(tmp_path, "prod", ack_wait=12) == [old]
+    assert len(list(old.glob("part-*.parquet"))) == 1 and ids_in(old) == ["a", "b"]

@@ -53,6 +53,7 @@ def test_lineage_columns_are_flat_and_typed(tmp_path: Path) -> None:
         "_inlet_message_id": pl.String,
         "_inlet_stream_seq": pl.UInt64,
         "_inlet_data": pl.String,
+        "_inlet_overflow": pl.String,
     }
     first = df.row(0, named=True)
     assert first["_inlet_received"] == datetime(2023, 11, 14, 22, 13, 20, 1000, tzinfo=timezone.utc)

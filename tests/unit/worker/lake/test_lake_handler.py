@@ -4,6 +4,7 @@ dead letters, commands, retries and redelivery dedupe."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -16,6 +17,7 @@ from nats.aio.msg import Msg
 from inlet.config import Lake
 from inlet.messages import DeleteProfile, Event, Record, encode
 from inlet.xdm import Identity
+from worker.lake import rolls
 from worker.lake.handler import LakeHandler
 from worker.lake.writer import TEMP_DIR, Writer
 
@@ -41,6 +43,7 @@ class FakeMsg:
     metadata: Metadata
     naks: list[float | None] = field(default_factory=list)
     terms: int = 0
+    headers: dict[str, str] | None = None
 
     async def nak(self, delay: float | None = None) -> None:
         self.naks.append(delay)
@@ -103,7 +106,7 @@ async def test_messages_are_returned_only_once_their_file_is_in_place(tmp_path: 
     third = event(3)
     acked = await apply(lake, third)
     assert acked == [*first, third]
-    (path,) = tmp_path.glob("prod/events/date=2023-11-14/hour=22/part-*.parquet")  # renamed into place
+    (path,) = tmp_path.glob("prod/events/inlet_date=2023-11-14/inlet_hour=22/part-*.parquet")  # renamed into place
     assert pl.read_parquet(path)["_inlet_message_id"].to_list() == ["m1", "m2", "m3"]
     assert list((tmp_path / TEMP_DIR).iterdir()) == []
 
@@ -137,8 +140,8 @@ async def test_close_writes_whatever_is_buffered(tmp_path: Path) -> None:
     assert await lake.close() == msgs
     assert await lake.close() == []
     files = sorted(str(p.relative_to(tmp_path).parent) for p in tmp_path.glob("prod/*/*/*/part-*.parquet"))
-    assert files == ["prod/events/date=2023-11-14/hour=22", "prod/events/date=2023-11-14/hour=23",
-                     "prod/other/date=2023-11-14/hour=22", "prod/profiles/date=2023-11-14/hour=22"]
+    assert files == ["prod/events/inlet_date=2023-11-14/inlet_hour=22", "prod/events/inlet_date=2023-11-14/inlet_hour=23",
+                     "prod/other/inlet_date=2023-11-14/inlet_hour=22", "prod/profiles/inlet_date=2023-11-14/inlet_hour=22"]
     profiles = pl.read_parquet(next(tmp_path.glob("prod/profiles/*/*/*.parquet")))
     assert profiles["_inlet_kind"].to_list() == ["record"]
     assert profiles["person"].struct.field("name").struct.field("firstName").to_list() == ["Ada"]
@@ -195,7 +198,7 @@ async def test_an_unreadable_file_in_a_partition_holds_that_partition_back_not_t
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     lake, _ = handler(tmp_path)
-    broken = tmp_path / "prod/other/date=2023-11-14/hour=22/part-foreign-000001.parquet"
+    broken = tmp_path / "prod/other/inlet_date=2023-11-14/inlet_hour=22/part-foreign-000001.parquet"
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"not parquet at all")
     fine, held = event(1), event(2, dataset="other")
@@ -258,3 +261,19 @@ async def test_a_worker_does_not_read_its_own_files_back_to_dedupe(
     await lake.close()
     assert scans == []
     assert rows(tmp_path).height == 4
+
+
+async def test_the_next_roll_is_recorded_while_rows_wait_and_cleared_once_written(tmp_path: Path) -> None:
+    """`inlet lake query` of a dataset without files says when its first file is due (`worker.lake.rolls`)."""
+    clock = Clock()
+    lake, _ = handler(tmp_path, clock=clock, roll_interval=60.0)
+    before = time.time()
+    assert await apply(lake, event(1)) == []
+    clock.now += 20
+    assert await apply(lake, event(2, dataset="other")) == []  # a dataset joins: recorded again
+    due = rolls.next_due(tmp_path, "prod", "other", stale_after=600)
+    assert due is not None and before + 60 - 20 - 1 <= due <= time.time() + 40
+    assert rolls.next_due(tmp_path, "prod", "events", stale_after=600) == due  # one roll for the buffer
+    assert rolls.next_due(tmp_path, "prod", "profiles", stale_after=600) is None
+    await lake.close()
+    assert rolls.next_due(tmp_path, "prod", "events", stale_after=600) is None

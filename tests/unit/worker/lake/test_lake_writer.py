@@ -25,10 +25,10 @@ def frame(n: int, start: int = 0) -> pl.DataFrame:
 
 
 def test_partitions_are_by_receive_time_in_utc(tmp_path: Path) -> None:
-    assert partition_dir(tmp_path, "prod", "events", OLD) == tmp_path / "prod/events/date=2023-11-14/hour=22"
+    assert partition_dir(tmp_path, "prod", "events", OLD) == tmp_path / "prod/events/inlet_date=2023-11-14/inlet_hour=22"
     midnight = 1_700_006_400_000  # 2023-11-15T00:00:00Z
-    assert partition_dir(tmp_path, "prod", "events", midnight - 1).parts[-2:] == ("date=2023-11-14", "hour=23")
-    assert partition_dir(tmp_path, "prod", "events", midnight).parts[-2:] == ("date=2023-11-15", "hour=00")
+    assert partition_dir(tmp_path, "prod", "events", midnight - 1).parts[-2:] == ("inlet_date=2023-11-14", "inlet_hour=23")
+    assert partition_dir(tmp_path, "prod", "events", midnight).parts[-2:] == ("inlet_date=2023-11-15", "inlet_hour=00")
 
 
 def test_files_are_named_by_writer_and_sequence_and_never_clash(tmp_path: Path) -> None:
@@ -81,10 +81,10 @@ def test_polars_pyarrow_and_duckdb_read_the_files_as_a_hive_dataset(tmp_path: Pa
         writer.write(frame(2, start=2 * hour), partition_dir(tmp_path, "prod", "events", OLD + hour * HOUR_MS))
     root = tmp_path / "prod" / "events"
     hive = pl.scan_parquet(root, hive_partitioning=True).collect()
-    assert hive.height == 6 and hive["hour"].unique().sort().to_list() == [0, 22, 23]
-    assert set(hive["date"].cast(pl.String).unique()) == {"2023-11-14", "2023-11-15"}
+    assert hive.height == 6 and hive["inlet_hour"].unique().sort().to_list() == [0, 22, 23]
+    assert set(hive["inlet_date"].cast(pl.String).unique()) == {"2023-11-14", "2023-11-15"}
     arrow = ds.dataset(root, format="parquet", partitioning="hive")
-    assert arrow.count_rows() == 6 and {"date", "hour"} <= set(arrow.schema.names)
+    assert arrow.count_rows() == 6 and {"inlet_date", "inlet_hour"} <= set(arrow.schema.names)
     assert duckdb.sql(
-        f"SELECT count(*), count(DISTINCT hour) FROM read_parquet('{root}/*/*/*.parquet', hive_partitioning=true)"
+        f"SELECT count(*), count(DISTINCT inlet_hour) FROM read_parquet('{root}/*/*/*.parquet', hive_partitioning=true)"
     ).fetchall() == [(6, 3)]
