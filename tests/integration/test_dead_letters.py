@@ -50,6 +50,10 @@ def _errors(system: System) -> list[str]:
 
 def test_poison_messages_go_to_the_dead_letter_stream_with_their_reason(system: System) -> None:
     system.allow_errors = True  # parking is a loss until replayed: logged at ERROR (checked below)
+    # A good event first, so the poison sits between good ones in the stream: the worker must
+    # move past a parked message, not wait for it to come back (it never will).
+    assert system.post_event(email="before-poison@shop.example").status_code == 200
+    system.wait_for(lambda: system.profile("Email", "before-poison@shop.example").status_code == 200, 5)
     dead = asyncio.run(_publish_and_read_dead_letters(system.nats.url))
     reasons = sorted(headers["Inlet-Reason"] for _, headers in dead)
     assert reasons == ["apply_failed", "undecodable"]

@@ -54,7 +54,9 @@ class InOrder:
         finished = {id(m) for m in done}
         position = self.position
         for msg in run:
-            if id(msg) not in finished:
+            # A parked (dead-lettered) message was terminated by the handler: it is finished
+            # too, and never comes back, so the position moves past it.
+            if id(msg) not in finished and not msg.is_acked:
                 break
             position = max(position or 0, msg.metadata.sequence.stream)
         if position is not None and position != self.position:
