@@ -10,9 +10,10 @@ first, they would make this shard's graph differ from the others' (a device move
 So the shard remembers the last stream sequence it applied (`stream_position` database,
 written after the batch committed and before it is acked: a crash in between leaves it behind,
 which only means a redelivery that `applied` skips), and applies only the run of a batch that
-continues from it. Past a gap it applies nothing and acks nothing: JetStream redelivers the
-missing messages first (redeliveries go in sequence order), then the rest. A gap whose
-messages left the stream (`max_age`) is logged at ERROR and passed: they can never come.
+continues from it. Past a gap it reads the missing messages straight from the stream by
+sequence and applies them first (their pending copies, redelivered later, are skipped by
+`applied`); only if the stream cannot be read does it wait for JetStream's redelivery. A gap
+whose messages left the stream (`max_age`) is logged at ERROR and passed: they can never come.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from worker.consume import Handler
 from worker.profile.store import Store
@@ -32,6 +35,11 @@ log = logging.getLogger("inlet.worker.profile.ordering")
 _SEQ = struct.Struct(">Q")
 KEY = b"last"
 GAP_PAUSE = 0.2
+# A gap longer than this is left to JetStream's redelivery rather than read message by message.
+MAX_GAP_READ = 10_000
+# The consumer name in the ack subject of messages read straight from the stream: no consumer
+# has it, so their acks go nowhere (the consumer's own copies are acked when redelivered).
+GAP_READER = "inlet-gap-reader"
 
 
 class InOrder:
@@ -81,10 +89,40 @@ class InOrder:
                 run.append(msg)
                 expected = seq + 1
             else:
-                log.warning("Stream sequence %d arrived before %d (a lost fetch); waiting for the redelivery.",
-                            seq, expected)
-                break
+                missing = await self._read_from_stream(expected, seq)
+                if missing is None:
+                    log.warning("Stream sequence %d arrived before %d (a lost fetch); waiting for the redelivery.",
+                                seq, expected)
+                    break
+                run.extend(missing)
+                run.append(msg)
+                expected = seq + 1
         return run
+
+    async def _read_from_stream(self, first: int, end: int) -> list[Msg] | None:
+        """Messages `first`..`end - 1`, read straight from the stream, or None if it cannot say.
+
+        A fetch whose answer arrived after the client stopped waiting leaves its messages
+        pending until `ack_wait`; waiting that out after every such gap stalls the shard under
+        load. The stream still has them, so the shard reads them by sequence and applies them
+        now. Their pending copies come back later as redeliveries, which `applied` skips and the
+        consumer acks. The copies read here answer acks to a subject nobody serves."""
+        if end - first > MAX_GAP_READ:
+            return None
+        out: list[Msg] = []
+        for seq in range(first, end):
+            try:
+                raw = await self.js.get_msg(self.stream, seq)
+            except NotFoundError:
+                log.error("Stream message %d is gone (deleted before this shard applied it); continuing.", seq)
+                continue
+            except Exception as exc:
+                log.warning("Could not read stream message %d (%s).", seq, exc)
+                return None
+            reply = f"$JS.ACK.{self.stream}.{GAP_READER}.1.{seq}.0.{time.time_ns()}.0"
+            out.append(Msg(self.js._nc, subject=raw.subject or "", reply=reply, data=raw.data or b"",
+                           headers=raw.headers))
+        return out
 
     async def _expired_before(self, seq: int) -> bool:
         try:
