@@ -107,7 +107,7 @@ class BodyDeadline:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        pending = True  # body bytes still to come
+        pending = _has_body(scope)  # body bytes still to come
         started = False
 
         async def receive_in_time() -> Message:
@@ -127,7 +127,12 @@ class BodyDeadline:
 
         async def send_started(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if pending and scope.get("http_version") in ("1.0", "1.1"):
+                    # Answered before its body was read (a 401, a 413): Hypercorn closes such a
+                    # connection, so say so, or a keep-alive client reuses it and fails.
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
@@ -140,6 +145,16 @@ class BodyDeadline:
             # The client left before its body was in: nothing was accepted, nobody to answer,
             # nothing for an operator to do (Hypercorn would log it as an ERROR).
             log.debug("The client disconnected before sending its whole body.")
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether body bytes may follow the headers. HTTP/1.1 says so in its headers; an HTTP/2
+    stream may carry a body without a length, so it counts as pending until it ends."""
+    if scope.get("http_version") not in ("1.0", "1.1"):
+        return True
+    headers = dict(scope.get("headers", []))
+    length = headers.get(b"content-length", b"").strip()
+    return (length.isdigit() and int(length) > 0) or b"transfer-encoding" in headers
 
 
 def require_json(request: Request) -> None:

@@ -162,3 +162,26 @@ def test_a_slow_http2_stream_gets_408_and_the_connection_keeps_serving(system: S
         assert answers.get(quick) and answers[quick][0] == "200", answers.get(quick)
     finally:
         sock.close()
+
+
+@pytest.mark.components("gateway")
+def test_an_answer_given_before_the_body_was_read_says_the_connection_closes(system: System) -> None:
+    """A 413 judged from `Content-Length` is answered without reading the body; Hypercorn then
+    closes that HTTP/1.1 connection, so the answer must say `Connection: close`, or a keep-alive
+    client (httpx, seen in CI) sends its next request into the closing socket and fails. An
+    answer to a request whose body was read keeps the connection open."""
+    sock = socket.create_connection(("127.0.0.1", system.port))
+    sock.settimeout(10)
+    sock.sendall(b"POST /collection/demo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 50000000\r\n\r\n{")
+    head = sock.recv(65536).split(b"\r\n\r\n", 1)[0].lower()
+    sock.close()
+    assert head.startswith(b"http/1.1 413") and b"\r\nconnection: close" in head, head
+
+    body = json.dumps(message("demo-events", event())).encode()
+    with socket.create_connection(("127.0.0.1", system.port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"POST /collection/demo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        head = sock.recv(65536).split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 200") and b"connection: close" not in head, head
