@@ -39,14 +39,17 @@ from inlet.config import Config
 log = logging.getLogger("inlet.gateway")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The port, bound with SO_REUSEPORT: every gateway process `inlet up` starts binds its
-    own socket to the same port and the kernel spreads new connections over them (each
-    connection stays with one process, so HTTP/2 streams never cross processes)."""
+def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """The port, bound before anything else starts, so a taken port fails at once rather than
+    after the NATS connection and start-up. With `reuse_port` (SO_REUSEPORT) every gateway
+    process `inlet up` starts binds its own socket to the same port and the kernel spreads new
+    connections over them (each connection stays with one process, so HTTP/2 streams never
+    cross processes)."""
     info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(info[0], socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(info[4])
     sock.listen(1024)
     sock.set_inheritable(True)
@@ -76,9 +79,9 @@ async def main(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     scheme = "https" if config.http.certfile else "http"
-    sock = listening_socket(config.http.host, config.http.port) if config.http.reuse_port else None
+    sock = listening_socket(config.http.host, config.http.port, config.http.reuse_port)
     log.info("Gateway listening on %s://%s:%d%s (pid %d).", scheme, config.http.host, config.http.port,
-             ", port shared (SO_REUSEPORT)" if sock is not None else "", os.getpid())
+             ", port shared (SO_REUSEPORT)" if config.http.reuse_port else "", os.getpid())
     # Hypercorn adopts the socket (`fd://`) and closes it on shutdown.
     await serve(create_app(config), hypercorn_config(config, sock),  # type: ignore[arg-type]
                 shutdown_trigger=stop.wait)
