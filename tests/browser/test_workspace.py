@@ -165,6 +165,10 @@ def test_merge_policies_from_the_page_and_the_api(system: System, browser: Any) 
     created = system.wait_for(lambda: _policy(system, "web-first"), 10, "the policy through the API")
     assert created["attributeMerge"] == {"type": "dataSetPrecedence", "order": moved}
     assert created["identityGraph"] == {"type": "none"} and created["name"] == "Web before CRM"
+    # The list as the page draws it (opened afresh: on CI the list redrawn right after the save
+    # once missed the new row; noted in the closing note of issue 18).
+    page.goto(f"{system.url}/ui/#/schema")
+    page.goto(f"{system.url}/ui/#/policies")
     page.wait_for_selector("#policy-list td:text('web-first')")
 
     # Changed through the API: the page shows it.
