@@ -29,14 +29,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Coroutine
 from typing import Any
 
 from inlet import running
 from inlet.config import Config, ConfigError, api_token, load
 from inlet.nats_server import NatsServer
-from inlet.supervise import Child, NatsChild, ProcessChild, Supervisor
+from inlet.supervise import Child, NatsChild, ProcessChild, Supervisor, gateway_ready
 from inlet.telemetry import configure_logging, process_name
 
 log = logging.getLogger("inlet")
@@ -210,7 +209,7 @@ def up(config: Config) -> int:
         deadline = time.monotonic() + 60
         while not stopping:
             supervisor.check()
-            if not ready and _ready(f"{base}/readyz"):
+            if not ready and gateway_ready(f"{base}/readyz"):
                 ready = True
                 _banner(base, token, config)
                 if os.environ.get("INLET_DEMO", "1") != "0":
@@ -230,14 +229,6 @@ def up(config: Config) -> int:
         supervisor.stop()
         running.remove(record)
     return 0
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def env_lines(found: running.Running, token: str) -> str:

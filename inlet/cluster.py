@@ -33,7 +33,7 @@ from nats.js import JetStreamContext
 from inlet import running
 from inlet.config import Config, api_token
 from inlet.nats_server import NatsServer, binary
-from inlet.supervise import Child, NatsChild, ProcessChild, Supervisor
+from inlet.supervise import Child, NatsChild, ProcessChild, Supervisor, gateway_ready
 
 log = logging.getLogger("inlet.cluster")
 
@@ -207,7 +207,7 @@ def up_cluster(config: Config, nodes: int, shards: int, gateways: int) -> int:
                     asyncio.run(_converge_once(url, replicas))
                 except Exception as exc:
                     log.warning("Could not check stream replicas (%s); retrying.", exc)
-            if not announced and _ready(f"{base}/readyz"):
+            if not announced and gateway_ready(f"{base}/readyz"):
                 announced = True
                 print(f"\ninlet is up (clustered): NATS {url}, {shards} profile shards, gateways "
                       f"{', '.join(f'http://{config.http.host}:{p}' for p in ports)}\n  API token {token}\n",
@@ -217,14 +217,3 @@ def up_cluster(config: Config, nodes: int, shards: int, gateways: int) -> int:
         supervisor.stop()
         running.remove(record)
     return 0
-
-
-def _ready(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-

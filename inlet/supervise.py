@@ -18,6 +18,7 @@ import logging
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -187,3 +188,12 @@ class Supervisor:
                         break
                     later.child.terminate()
             child.stop(timeout)
+
+
+def gateway_ready(url: str) -> bool:
+    """Whether the gateway's `/readyz` answers 200: when `inlet up` announces the system."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
